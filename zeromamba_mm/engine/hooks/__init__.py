@@ -1,1 +1,3 @@
+from .zsl_semantics_hook import ZSLSemanticsHook
 
+__all__ = ['ZSLSemanticsHook']

@@ -1,1 +1,3 @@
+from .zero_shot_classifier import ZeroShotClassifier
 
+__all__ = ['ZeroShotClassifier']

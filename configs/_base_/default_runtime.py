@@ -1,0 +1,37 @@
+# Runtime settings shared by every zeromamba_mm config.
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['zeromamba_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Keep the latest checkpoint for --resume and the best one on the val
+    # metric (paper protocol: GZSL H on the test sets).
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_best='gzsl/H',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+# Hands class attributes and seen/unseen ids of each phase's dataset to the
+# zero-shot model (they are not stored in checkpoints).
+custom_hooks = [dict(type='zeromamba_mm.ZSLSemanticsHook')]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

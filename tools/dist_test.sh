@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
+# Works on CPU-only machines too (gloo backend, one process per "GPU").
+set -e
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$GPUS" ]; then
+    echo "Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]" >&2
+    exit 2
+fi
+PYTHON=${PYTHON:-python}
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+$PYTHON -m torch.distributed.run \
+    --nnodes=$NNODES \
+    --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$GPUS \
+    --master_port=$PORT \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"

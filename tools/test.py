@@ -1,0 +1,94 @@
+"""Evaluate a checkpoint with MMEngine's runner (MMPretrain-style arguments).
+
+Example::
+
+    python tools/test.py configs/zeromamba_cub.py work_dirs/zeromamba_cub/best.pth
+    bash tools/dist_test.sh configs/zeromamba_cub.py CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import (check_config_inputs, merge_launcher_env,  # noqa: E402
+                     register_all)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a zero-shot model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the directory to save the evaluation logs')
+    parser.add_argument(
+        '--out', help='dump per-sample predictions to this pickle file')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        '"test_evaluator.gamma=0.3 test_evaluator.score_space=raw"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint {args.checkpoint!r} does not exist.')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.amp:
+        cfg.test_cfg = cfg.get('test_cfg') or {}
+        cfg.test_cfg.fp16 = True
+    loader = cfg.get('test_dataloader')
+    if loader is not None and loader.get('num_workers', 0) == 0:
+        loader['persistent_workers'] = False
+    if args.out is not None:
+        if osp.exists(args.out):
+            raise FileExistsError(
+                f'{args.out} exists; choose another --out path.')
+        evaluators = cfg.test_evaluator
+        if isinstance(evaluators, dict):
+            evaluators = [evaluators]
+        cfg.test_evaluator = list(evaluators) + [
+            dict(type='DumpResults', out_file_path=args.out)
+        ]
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    register_all()
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    merge_launcher_env(cfg)
+    check_config_inputs(cfg, phases=('test', ))
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

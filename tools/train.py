@@ -1,0 +1,127 @@
+"""Train a model with MMEngine's runner (MMPretrain-style arguments).
+
+Example::
+
+    python tools/train.py configs/zeromamba_cub.py
+    bash tools/dist_train.sh configs/zeromamba_cub.py 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import (check_config_inputs, merge_launcher_env,  # noqa: E402
+                     register_all)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a zero-shot model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or from the latest checkpoint '
+        'in the work dir if no path is given')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual batch size')
+    parser.add_argument(
+        '--no-pin-memory', action='store_true', help='disable pin_memory')
+    parser.add_argument(
+        '--no-persistent-workers',
+        action='store_true',
+        help='disable persistent_workers')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        '"train_cfg.max_epochs=2 model.head.attr_loss_weight=0.2"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Fold the command-line options into the config."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(
+                f'--amp needs OptimWrapper or AmpOptimWrapper, the config '
+                f'uses {optim_wrapper}.')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', {})
+        cfg.auto_scale_lr.enable = True
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) is None:
+            continue
+        if args.no_pin_memory:
+            cfg[loader]['pin_memory'] = False
+        if args.no_persistent_workers or cfg[loader].get('num_workers',
+                                                          0) == 0:
+            # DataLoader refuses persistent_workers without workers.
+            cfg[loader]['persistent_workers'] = False
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    register_all()
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    merge_launcher_env(cfg)
+    check_config_inputs(cfg, phases=('train', 'val'))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
