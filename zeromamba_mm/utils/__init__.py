@@ -1,1 +1,6 @@
+from .word_vectors import (RefusedPickleError, load_word_vectors,
+                           restricted_load_numpy_pickle)
 
+__all__ = [
+    'load_word_vectors', 'restricted_load_numpy_pickle', 'RefusedPickleError'
+]

@@ -1,1 +1,3 @@
+from .zeromamba_neck import ZeroMambaNeck
 
+__all__ = ['ZeroMambaNeck']
