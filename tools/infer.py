@@ -1,0 +1,151 @@
+"""Classify images with a trained zero-shot model.
+
+The classes are given by their attribute vectors, so any class can be
+scored, including classes never seen in training. Examples::
+
+    # all classes of an xlsa17 dataset (seen classes read from res101.mat)
+    python tools/infer.py configs/zeromamba_demo.py \
+        work_dirs/demo/epoch_10.pth demo.jpg \
+        --class-attributes data/zsl_demo/att_splits.mat
+
+    # your own classes: a CSV with header "class,attr_1,...,attr_A"
+    python tools/infer.py CONFIG CKPT a.jpg b.jpg --class-attributes my.csv \
+        --topk 3 --out results.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Zero-shot classification of images by class attributes')
+    parser.add_argument('config', help='config file of the model')
+    parser.add_argument('checkpoint', help='trained checkpoint')
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument(
+        '--class-attributes',
+        help='classes to score: .npy (C, A), .csv with header '
+        '"class,attr_1,...", or xlsa17 att_splits.mat (default: the training '
+        "classes stored in the checkpoint's meta)")
+    parser.add_argument(
+        '--class-names', help='text file with one class name per line')
+    parser.add_argument(
+        '--seen-classes',
+        help='text file with the names of the classes seen in training '
+        '(needed for --gamma and --label-space with .npy/.csv attributes)')
+    parser.add_argument('--topk', type=int, default=5)
+    parser.add_argument(
+        '--score-space', choices=['raw', 'softmax'], default='raw')
+    parser.add_argument(
+        '--gamma',
+        type=float,
+        default=0.0,
+        help='calibrated stacking: subtract GAMMA from seen-class scores')
+    parser.add_argument(
+        '--label-space',
+        choices=['all', 'seen', 'unseen'],
+        default='all',
+        help='rank all classes (GZSL) or only unseen (ZSL) / seen ones')
+    parser.add_argument(
+        '--no-normalize',
+        action='store_true',
+        help='do not L2-normalise the class attribute rows')
+    parser.add_argument(
+        '--device', default=None, help='e.g. cpu, cuda:0 (default: auto)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument(
+        '--out', help='write the results as JSON (never overwrites)')
+    return parser.parse_args(argv)
+
+
+def format_table(image: str, result: dict) -> str:
+    """A readable ranking of one image."""
+    width = max([len('class')] + [len(c) for c in result['pred_classes']])
+    lines = [f'{image}', f'  {"rank":>4}  {"class":<{width}}  {"score":>10}']
+    for rank, (name, score) in enumerate(
+            zip(result['pred_classes'], result['pred_scores']), start=1):
+        lines.append(f'  {rank:>4}  {name:<{width}}  {score:>10.4f}')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.out is not None and osp.exists(args.out):
+        print(
+            f'error: {args.out} exists; choose another --out path.',
+            file=sys.stderr)
+        return 1
+    from zeromamba_mm.apis import ZSLInferencer
+    from zeromamba_mm.models.utils import CheckpointMismatchError
+    try:
+        inferencer = ZSLInferencer(
+            args.config,
+            args.checkpoint,
+            class_attributes=args.class_attributes,
+            class_names=args.class_names,
+            seen_classes=(None if args.seen_classes is None else _read_lines(
+                args.seen_classes)),
+            normalize_attributes=not args.no_normalize,
+            device=args.device)
+        results = inferencer(
+            args.images,
+            topk=args.topk,
+            batch_size=args.batch_size,
+            score_space=args.score_space,
+            gamma=args.gamma,
+            label_space=args.label_space)
+    except (OSError, ValueError, KeyError, TypeError,
+            CheckpointMismatchError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+    notes = [f'score: {args.score_space}']
+    if args.gamma:
+        notes.append(f'gamma={args.gamma} on seen classes')
+    if args.label_space != 'all':
+        notes.append(f'{args.label_space} classes only')
+    print(f'{len(inferencer.classes)} classes ({", ".join(notes)})\n')
+    print('\n\n'.join(
+        format_table(image, result)
+        for image, result in zip(args.images, results)))
+
+    if args.out is not None:
+        records = [
+            dict(
+                image=image,
+                **{
+                    k: v
+                    for k, v in result.items() if k != 'scores'
+                },
+                scores=result['scores'].tolist())
+            for image, result in zip(args.images, results)
+        ]
+        payload = dict(
+            config=args.config,
+            checkpoint=args.checkpoint,
+            classes=list(inferencer.classes),
+            score_space=args.score_space,
+            gamma=args.gamma,
+            label_space=args.label_space,
+            results=records)
+        folder = osp.dirname(osp.abspath(args.out))
+        os.makedirs(folder, exist_ok=True)
+        # 'x' mode: never replace a file created since the check above.
+        with open(args.out, 'x', encoding='utf-8') as f:
+            json.dump(payload, f, indent=2)
+        print(f'\nresults written to {args.out}')
+    return 0
+
+
+def _read_lines(path: str):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Seen-class file not found: {path}')
+    with open(path, encoding='utf-8') as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Plot the seen-unseen accuracy curve (SUC) of calibrated stacking.
+
+Calibrated stacking (`Chao et al., ECCV 2016
+<https://arxiv.org/abs/1605.04253>`_) subtracts γ from the seen classes'
+scores; sweeping γ trades seen accuracy S for unseen accuracy U. The curve
+points come from a JSON file written by
+:class:`~zeromamba_mm.evaluation.GZSLMetric` (``curve_dir=...``), from a
+:class:`~zeromamba_mm.evaluation.functional.SeenUnseenCurve`, or from arrays.
+The plot marks the operating point of a chosen γ and gives the area under the
+curve (AUSUC) in the legend.
+"""
+import json
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .attention import check_out_file
+
+__all__ = ['CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve']
+
+#: Keys a curve JSON of GZSLMetric must hold.
+REQUIRED_KEYS = ('U', 'S', 'gamma_low', 'gamma_high')
+
+
+def _array(values, name: str, source: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'{source}: {name} must be a list of numbers '
+                         f'({e}).') from e
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f'{source}: {name} must be a non-empty 1-d list, '
+                         f'got shape {array.shape}.')
+    return array
+
+
+def _gammas(values, name: str, source: str, infinity: float) -> np.ndarray:
+    """``None`` (JSON for an unbounded end) -> ``infinity``."""
+    values = [infinity if v is None else v for v in values]
+    return _array(values, name, source)
+
+
+@dataclass
+class CurvePoints:
+    """Points of a seen-unseen curve, accuracies in percent.
+
+    Point ``k`` holds for γ in the open interval ``(gamma_low[k],
+    gamma_high[k])``; points are in increasing γ (U rises, S falls).
+
+    Attributes:
+        unseen (np.ndarray): U of each point (%).
+        seen (np.ndarray): S of each point (%).
+        gamma_low (np.ndarray, optional): Lower γ end of each point.
+        gamma_high (np.ndarray, optional): Upper γ end of each point.
+        score_space (str, optional): Score space of γ (``softmax``/``raw``).
+        protocol (str, optional): Evaluation protocol of the metric.
+        operating_point (dict, optional): ``gamma``, ``U``, ``S``, ``H`` (%)
+            used by the metric.
+        best_gamma_point (dict, optional): The point with the highest H.
+        source (str): Where the points came from (for messages).
+    """
+    unseen: np.ndarray
+    seen: np.ndarray
+    gamma_low: Optional[np.ndarray] = None
+    gamma_high: Optional[np.ndarray] = None
+    score_space: Optional[str] = None
+    protocol: Optional[str] = None
+    operating_point: Optional[dict] = None
+    best_gamma_point: Optional[dict] = None
+    source: str = 'the given arrays'
+
+    def __post_init__(self):
+        src = self.source
+        self.unseen = _array(self.unseen, 'U', src)
+        self.seen = _array(self.seen, 'S', src)
+        if self.unseen.shape != self.seen.shape:
+            raise ValueError(f'{src}: U has {self.unseen.size} points, S has '
+                             f'{self.seen.size}.')
+        for name, values in (('U', self.unseen), ('S', self.seen)):
+            if np.isnan(values).any() or values.min() < 0 or \
+                    values.max() > 100:
+                raise ValueError(f'{src}: {name} must hold accuracies in '
+                                 '[0, 100] (percent).')
+        if (self.gamma_low is None) != (self.gamma_high is None):
+            raise ValueError(f'{src}: give both gamma_low and gamma_high, or '
+                             'neither.')
+        if self.gamma_low is not None:
+            self.gamma_low = _array(self.gamma_low, 'gamma_low', src)
+            self.gamma_high = _array(self.gamma_high, 'gamma_high', src)
+            n = self.unseen.size
+            if self.gamma_low.size != n or self.gamma_high.size != n:
+                raise ValueError(
+                    f'{src}: {n} curve points but {self.gamma_low.size} '
+                    f'gamma_low and {self.gamma_high.size} gamma_high values.')
+            if np.any(self.gamma_low >= self.gamma_high) or np.any(
+                    self.gamma_high[:-1] != self.gamma_low[1:]):
+                raise ValueError(
+                    f'{src}: the γ intervals (gamma_low, gamma_high) must be '
+                    'increasing and consecutive.')
+
+    # ------------------------------------------------------------ readers
+    @classmethod
+    def from_json(cls, path: str) -> 'CurvePoints':
+        """Read a curve JSON written by GZSLMetric's ``curve_dir``."""
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Curve file not found: {path}')
+        try:
+            with open(path, encoding='utf-8') as f:
+                record = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path} is not valid JSON: {e}') from e
+        if not isinstance(record, dict):
+            raise ValueError(f'{path}: expected a JSON object, got '
+                             f'{type(record).__name__}.')
+        missing = [k for k in REQUIRED_KEYS if k not in record]
+        if missing:
+            raise ValueError(
+                f'{path} has no {missing}: expected the curve JSON of '
+                f"GZSLMetric(curve_dir=...) with keys {list(REQUIRED_KEYS)}; "
+                f'found {sorted(record)}.')
+        points = cls(
+            unseen=record['U'],
+            seen=record['S'],
+            gamma_low=_gammas(record['gamma_low'], 'gamma_low', path, -np.inf),
+            gamma_high=_gammas(record['gamma_high'], 'gamma_high', path,
+                               np.inf),
+            score_space=record.get('score_space'),
+            protocol=record.get('protocol'),
+            operating_point=record.get('operating_point'),
+            best_gamma_point=record.get('best_gamma_point'),
+            source=path)
+        stored = record.get('ausuc')
+        if stored is not None and abs(float(stored) - points.ausuc) > 1e-6:
+            raise ValueError(
+                f'{path}: the stored ausuc {float(stored):.6f} does not match '
+                f'the area under its points ({points.ausuc:.6f}); the file '
+                'was altered or is damaged.')
+        return points
+
+    @classmethod
+    def from_curve(cls, curve) -> 'CurvePoints':
+        """From a :class:`~zeromamba_mm.evaluation.functional.SeenUnseenCurve`
+        (accuracies as fractions)."""
+        return cls(
+            unseen=100 * np.asarray(curve.unseen, dtype=np.float64),
+            seen=100 * np.asarray(curve.seen, dtype=np.float64),
+            gamma_low=curve.gamma_low,
+            gamma_high=curve.gamma_high,
+            source='the given SeenUnseenCurve')
+
+    # ------------------------------------------------------------- values
+    @property
+    def ausuc(self) -> float:
+        """Area under the curve (%, trapezoids over U, in point order)."""
+        from zeromamba_mm.evaluation.functional import area_under_curve
+        return 100 * area_under_curve(self.unseen / 100, self.seen / 100)
+
+    def at_gamma(self, gamma: float) -> Tuple[float, float]:
+        """(U, S) in % at ``gamma``.
+
+        At a break point exactly, the prediction depends on tie-breaking; the
+        point of the interval above it is returned.
+        """
+        if self.gamma_low is None:
+            raise ValueError(
+                f'{self.source} has no γ values (gamma_low/gamma_high): '
+                'cannot place an operating point for a given γ.')
+        k = int(np.searchsorted(self.gamma_low, gamma, side='right')) - 1
+        k = min(max(k, 0), self.unseen.size - 1)
+        return float(self.unseen[k]), float(self.seen[k])
+
+
+def _harmonic(u: float, s: float) -> float:
+    return 0.0 if u + s == 0 else 2 * u * s / (u + s)
+
+
+def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
+                           out_file: str,
+                           gamma: Optional[float] = None,
+                           title: Optional[str] = None,
+                           show_best: bool = True,
+                           overwrite: bool = False) -> str:
+    """Plot a seen-unseen curve with an operating point and save it as PNG.
+
+    Args:
+        curve (str | CurvePoints | SeenUnseenCurve): A curve JSON of
+            GZSLMetric, points, or a curve from
+            :func:`~zeromamba_mm.evaluation.functional.seen_unseen_curve`.
+        out_file (str): The PNG to write.
+        gamma (float, optional): γ whose operating point is marked. Defaults
+            to the metric's own operating point stored in the JSON (none is
+            marked when there is none).
+        title (str, optional): Figure title. Defaults to one naming the
+            score space and protocol.
+        show_best (bool): Also mark the point with the highest H (an oracle
+            choice when made on the test split). Defaults to True.
+        overwrite (bool): Replace an existing ``out_file``. Defaults to
+            False.
+
+    Returns:
+        str: ``out_file``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if isinstance(curve, str):
+        points = CurvePoints.from_json(curve)
+    elif isinstance(curve, CurvePoints):
+        points = curve
+    elif hasattr(curve, 'unseen') and hasattr(curve, 'gamma_low'):
+        points = CurvePoints.from_curve(curve)
+    else:
+        raise TypeError('curve must be a JSON path, CurvePoints or '
+                        f'SeenUnseenCurve, got {type(curve).__name__}.')
+    if gamma is not None:
+        u, s = points.at_gamma(float(gamma))
+        operating = dict(gamma=float(gamma), U=u, S=s, H=_harmonic(u, s))
+    else:
+        operating = points.operating_point
+    check_out_file(out_file, overwrite)
+
+    fig = Figure(figsize=(5.5, 5.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(
+        points.unseen,
+        points.seen,
+        '-',
+        color='tab:blue',
+        lw=1.8,
+        label=f'seen-unseen curve (AUSUC {points.ausuc:.2f})')
+    if operating is not None:
+        ax.plot([operating['U']], [operating['S']],
+                '*',
+                color='tab:red',
+                ms=14,
+                label=f'γ = {operating["gamma"]:.4g}: U {operating["U"]:.1f}, '
+                f'S {operating["S"]:.1f}, H {operating["H"]:.1f}')
+    best = points.best_gamma_point
+    if show_best and best is not None:
+        oracle = ' (oracle)' if points.protocol == 'paper' else ''
+        ax.plot([best['U']], [best['S']],
+                'o',
+                mfc='none',
+                mec='black',
+                ms=10,
+                label=f'best H{oracle}: γ = {best["gamma"]:.4g}, '
+                f'H {best["H"]:.1f}')
+    ax.set_xlabel('U: unseen-class accuracy (%)')
+    ax.set_ylabel('S: seen-class accuracy (%)')
+    if title is None:
+        parts = [f'{points.score_space} scores'] if points.score_space else []
+        if points.protocol:
+            parts.append(f'protocol {points.protocol}')
+        title = 'Seen-unseen accuracy curve' + (f' ({", ".join(parts)})'
+                                                if parts else '')
+    ax.set_title(title, fontsize=11)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_aspect('equal')
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc='best', fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(out_file, format='png')
+    return out_file
+
+
+def points_from_arrays(unseen: Sequence[float],
+                       seen: Sequence[float],
+                       gamma_low: Optional[Sequence[float]] = None,
+                       gamma_high: Optional[Sequence[float]] = None,
+                       unit: str = 'percent') -> CurvePoints:
+    """Build :class:`CurvePoints` from arrays.
+
+    Args:
+        unseen (Sequence[float]): U of each point, in γ order.
+        seen (Sequence[float]): S of each point.
+        gamma_low (Sequence[float], optional): Lower γ ends.
+        gamma_high (Sequence[float], optional): Upper γ ends.
+        unit (str): ``'percent'`` or ``'fraction'`` (values in [0, 1]),
+            stated explicitly so that a fraction is never read as percent.
+
+    Returns:
+        CurvePoints: The points, in percent.
+    """
+    if unit not in ('percent', 'fraction'):
+        raise ValueError(f"unit must be 'percent' or 'fraction', got "
+                         f'{unit!r}.')
+    scale = 100.0 if unit == 'fraction' else 1.0
+    return CurvePoints(
+        unseen=scale * np.asarray(unseen, dtype=np.float64),
+        seen=scale * np.asarray(seen, dtype=np.float64),
+        gamma_low=gamma_low,
+        gamma_high=gamma_high)
