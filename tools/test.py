@@ -79,6 +79,22 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def restore_selected_gamma(runner: Runner, checkpoint: str) -> None:
+    """Bring back the γ chosen on validation (``clean`` protocol).
+
+    ``GZSLMetric(protocol='clean')`` publishes the γ that maximised H on the
+    validation split in the message hub, which is saved in checkpoints but not
+    restored by ``load_from``. A test metric with ``gamma='selected'`` reads it.
+    """
+    import torch
+    # Our own training checkpoint (message hub, numpy scalars): see compat.
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    hub_state = ckpt.get('message_hub', {}) if isinstance(ckpt, dict) else {}
+    for key, value in hub_state.get('runtime_info', {}).items():
+        if key.startswith('zsl/'):
+            runner.message_hub.update_info(key, value)
+
+
 def main() -> None:
     args = parse_args()
     register_all()
@@ -87,6 +103,7 @@ def main() -> None:
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
     runner = Runner.from_cfg(cfg)
+    restore_selected_gamma(runner, args.checkpoint)
     runner.test()
 
 

@@ -20,7 +20,12 @@ default_hooks = dict(
 
 # Hands class attributes and seen/unseen ids of each phase's dataset to the
 # zero-shot model (they are not stored in checkpoints).
-custom_hooks = [dict(type='zeromamba_mm.ZSLSemanticsHook')]
+# EpochSeedHook reseeds the generators per epoch so that --resume reproduces
+# an uninterrupted run exactly.
+custom_hooks = [
+    dict(type='zeromamba_mm.ZSLSemanticsHook'),
+    dict(type='zeromamba_mm.EpochSeedHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,3 +1,4 @@
+from .epoch_seed_hook import EpochSeedHook
 from .zsl_semantics_hook import ZSLSemanticsHook
 
-__all__ = ['ZSLSemanticsHook']
+__all__ = ['EpochSeedHook', 'ZSLSemanticsHook']

@@ -1,0 +1,52 @@
+# The embedded demo dataset (xlsa17 layout, 24 classes: 18 seen / 6 unseen,
+# 20 visual attributes, 64x64 JPEGs). Create it with:
+#   python tools/make_demo_data.py --out data/zsl_demo --seed 0
+dataset_type = 'zeromamba_mm.ZSLDataset'
+data_root = 'data/zsl_demo'
+img_size = 64
+
+data_preprocessor = dict(
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True,
+)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(img_size, img_size)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(img_size, img_size)),
+    dict(type='PackInputs'),
+]
+
+_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    path_preset='DEMO',
+    img_prefix='images')
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(_dataset, split='trainval', pipeline=train_pipeline),
+)
+# Paper protocol: evaluate on both test sets (seen + unseen) every epoch.
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(_dataset, split='test', pipeline=test_pipeline),
+)
+test_dataloader = val_dataloader
+
+val_evaluator = dict(
+    type='zeromamba_mm.GZSLMetric',
+    protocol='paper',
+    gamma=0.3,
+    score_space='softmax')
+test_evaluator = val_evaluator
