@@ -1,6 +1,10 @@
+# The backends live in selective_scan_{torch,triton,mamba}.py; they are not
+# re-exported here so that those module names are not shadowed.
+from .selective_scan_dispatch import (BACKENDS, backend_unavailable_reason,
+                                      resolve_backend, selective_scan)
 from .selective_scan_ref import selective_scan_ref
 
-# Until the fast backends land the public entry point is the reference.
-selective_scan = selective_scan_ref
-
-__all__ = ['selective_scan', 'selective_scan_ref']
+__all__ = [
+    'BACKENDS', 'backend_unavailable_reason', 'resolve_backend',
+    'selective_scan', 'selective_scan_ref'
+]

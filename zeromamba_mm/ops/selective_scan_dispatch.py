@@ -1,0 +1,218 @@
+"""Public selective scan: input checks and backend dispatch.
+
+Semantics of mamba-ssm's ``selective_scan_fn`` (Gu & Dao, "Mamba",
+https://arxiv.org/abs/2312.00752)::
+
+    delta = softplus(delta + delta_bias)          # if delta_softplus
+    h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
+    y_t   = C_t . h_t + D * u_t;   y = y * silu(z)   # if z is given
+
+Backends (``backend=``):
+
+- ``'torch'``: chunked pure-PyTorch scan (:mod:`.selective_scan_torch`),
+  the CPU path and a fallback anywhere.
+- ``'triton'``: Triton kernels (:mod:`.selective_scan_triton`); CUDA
+  tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
+- ``'mamba'``: mamba-ssm's CUDA kernel, when ``mamba_ssm`` imports and the
+  tensors are on CUDA (:mod:`.selective_scan_mamba`).
+- ``'ref'``: the sequential reference (tests only: slow).
+- ``'auto'``: decided by the tensors' device, not by what is installed:
+  CUDA -> mamba if importable (and u is not float64), else triton, else
+  torch; any other device -> torch.
+"""
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .selective_scan_mamba import (load_mamba, mamba_import_error,
+                                   selective_scan_mamba)
+from .selective_scan_ref import selective_scan_ref
+from .selective_scan_torch import selective_scan_torch
+from .selective_scan_triton import (TRITON_IMPORT_ERROR, selective_scan_triton,
+                                    triton_interpreted)
+
+BACKENDS = ('auto', 'ref', 'torch', 'triton', 'mamba')
+
+
+def _is_cuda(tensor: Tensor) -> bool:
+    """Device test used by the dispatch (a seam for tests without a GPU)."""
+    return tensor.is_cuda
+
+
+def backend_unavailable_reason(backend: str, u: Tensor) -> Optional[str]:
+    """Why ``backend`` cannot run on tensors like ``u`` (None if it can).
+
+    Args:
+        backend (str): One of ``'ref'``, ``'torch'``, ``'triton'``,
+            ``'mamba'``.
+        u (Tensor): The input whose device and dtype decide.
+
+    Returns:
+        str | None: A sentence for people, or None.
+    """
+    if backend in ('ref', 'torch'):
+        return None
+    if backend == 'triton':
+        if TRITON_IMPORT_ERROR is not None:
+            return ('the `triton` package failed to import: '
+                    f'{TRITON_IMPORT_ERROR}')
+        if not _is_cuda(u) and not triton_interpreted():
+            return (f'its kernels need CUDA tensors (got {u.device}); CPU '
+                    'tensors only run in the Triton interpreter, which '
+                    'needs TRITON_INTERPRET=1 set before `triton` is first '
+                    'imported')
+        return None
+    if backend == 'mamba':
+        if load_mamba() is None:
+            return ('the optional `mamba_ssm` package (with its compiled '
+                    'CUDA extension; pip install "zeromamba_mm[cuda]") '
+                    f'could not be imported: {mamba_import_error()}')
+        if not _is_cuda(u):
+            return f'its kernel is CUDA-only (got tensors on {u.device})'
+        if u.dtype == torch.float64:
+            return 'its kernel does not take float64 inputs'
+        return None
+    raise ValueError(f'unknown selective-scan backend {backend!r}; choose '
+                     f'one of {BACKENDS}')
+
+
+def resolve_backend(backend: str, u: Tensor) -> str:
+    """The backend that :func:`selective_scan` runs for ``u``.
+
+    Args:
+        backend (str): A name from :data:`BACKENDS`.
+        u (Tensor): The input (its device and dtype decide ``'auto'``).
+
+    Returns:
+        str: A concrete backend name.
+
+    Raises:
+        ValueError: For an unknown name.
+        RuntimeError: If a forced backend cannot run here, saying why.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown selective-scan backend {backend!r}; '
+                         f'choose one of {BACKENDS}')
+    if backend == 'auto':
+        if not _is_cuda(u):
+            return 'torch'
+        for name in ('mamba', 'triton'):
+            if backend_unavailable_reason(name, u) is None:
+                return name
+        return 'torch'
+    reason = backend_unavailable_reason(backend, u)
+    if reason is not None:
+        raise RuntimeError(
+            f'selective_scan backend {backend!r} is unavailable: {reason}.')
+    return backend
+
+
+def _check_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                  D: Optional[Tensor], z: Optional[Tensor],
+                  delta_bias: Optional[Tensor]) -> None:
+    """Raise ValueError naming the argument whose shape is wrong."""
+    if u.dim() != 3:
+        raise ValueError('selective_scan: u must be (batch, D, L), got shape '
+                         f'{tuple(u.shape)}')
+    batch, channels, length = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f'selective_scan: delta must have u\'s shape '
+                         f'{tuple(u.shape)}, got {tuple(delta.shape)}')
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f'selective_scan: z must have u\'s shape '
+                         f'{tuple(u.shape)}, got {tuple(z.shape)}')
+    if A.dim() != 2 or A.shape[0] != channels:
+        raise ValueError(f'selective_scan: A must be (D={channels}, N), got '
+                         f'{tuple(A.shape)}')
+    if A.is_complex():
+        raise ValueError('selective_scan: complex A is not supported')
+    d_state = A.shape[1]
+    for name, x in (('B', B), ('C', C)):
+        if x.dim() not in (3, 4):
+            raise ValueError(
+                f'selective_scan: {name} must be (batch, G, N, L) or '
+                f'(batch, N, L) (input-dependent), got {tuple(x.shape)}')
+        groups = x.shape[1] if x.dim() == 4 else 1
+        if (x.shape[0], x.shape[-2], x.shape[-1]) != (batch, d_state, length):
+            raise ValueError(
+                f'selective_scan: {name} must be (batch={batch}, G, '
+                f'N={d_state}, L={length}), got {tuple(x.shape)}')
+        if channels % groups != 0:
+            raise ValueError(
+                f'selective_scan: {name} has {groups} groups, which does not '
+                f'divide the D={channels} channels of u')
+    for name, x in (('D', D), ('delta_bias', delta_bias)):
+        if x is not None and tuple(x.shape) != (channels, ):
+            raise ValueError(f'selective_scan: {name} must be (D={channels},)'
+                             f', got {tuple(x.shape)}')
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Optional[Tensor] = None,
+    z: Optional[Tensor] = None,
+    delta_bias: Optional[Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = 'auto',
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    """Selective scan with mamba-ssm's ``selective_scan_fn`` signature.
+
+    Differentiable w.r.t. u, delta, A, B, C, D, delta_bias and z (and the
+    returned last state, except with the mamba backend, which ignores its
+    gradient). Half/bf16 inputs (e.g. under AMP) are scanned in float32;
+    ``y`` comes back in ``u``'s dtype.
+
+    Args:
+        u (Tensor): Input, (batch, D, L).
+        delta (Tensor): Step sizes before bias/softplus, (batch, D, L).
+        A (Tensor): Diagonal state matrix, (D, N), float32.
+        B (Tensor): Input projection, (batch, G, N, L), channel ``d``
+            reading group ``d // (D / G)``; or (batch, N, L) for G = 1.
+        C (Tensor): Output projection, same layout as B.
+        D (Tensor, optional): Skip weight, (D,).
+        z (Tensor, optional): Gate, (batch, D, L): ``y * silu(z)``.
+        delta_bias (Tensor, optional): Added to delta, (D,).
+        delta_softplus (bool): Apply softplus to ``delta + delta_bias``.
+        return_last_state (bool): Also return the state after the last
+            step, (batch, D, N), float32 (float64 for float64 inputs).
+        backend (str): ``'auto'`` (default), ``'torch'``, ``'triton'``,
+            ``'mamba'`` or ``'ref'``; see the module docstring.
+
+    Returns:
+        Tensor | tuple: ``y`` (batch, D, L), and the last state if asked.
+
+    Raises:
+        ValueError: For inconsistent shapes or an unknown backend.
+        RuntimeError: If a forced backend cannot run on these tensors.
+    """
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    name = resolve_backend(backend, u)
+    if name == 'mamba':
+        return selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias,
+                                    delta_softplus, return_last_state)
+    if name == 'ref':
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias,
+                                  delta_softplus, return_last_state)
+    if B.dim() == 3:
+        B = B.unsqueeze(1)
+    if C.dim() == 3:
+        C = C.unsqueeze(1)
+    fn = selective_scan_torch if name == 'torch' else selective_scan_triton
+    compute = torch.float64 if torch.float64 in (u.dtype, delta.dtype, B.dtype,
+                                                 C.dtype) else torch.float32
+    out = fn(u, delta, A, B, C, D, delta_bias, delta_softplus,
+             return_last_state, u.dtype if z is None else compute)
+    if z is None:
+        return out
+    y, last = out if return_last_state else (out, None)
+    # The gate is applied in the compute dtype, then cast, as in the
+    # reference; autograd handles its gradient.
+    y = (y * F.silu(z.to(compute))).to(u.dtype)
+    return (y, last) if return_last_state else y
