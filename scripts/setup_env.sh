@@ -15,9 +15,9 @@ HASH=$(cat requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
     exit 0
 fi
-$PIP install -q --upgrade -c requirements/constraints.txt pip 'setuptools<81' wheel 2>&1 | grep -v 'is ignored' || true
+$PIP install -q --upgrade -c requirements/constraints.txt pip 'setuptools<81' wheel
 # torch/torchvision first, from the pinned versions (local wheel store here).
-$PIP install -q -c requirements/constraints.txt torch torchvision 2>&1 | grep -v 'is ignored' || true
-$PIP install -q -c requirements/constraints.txt -e '.[tests]' 2>&1 | grep -v 'is ignored' || true
-"$VENV/bin/python" -c 'import zeromamba_mm, mmpretrain, torch; print("zeromamba_mm", zeromamba_mm.__version__, "| torch", torch.__version__, "| mmpretrain", mmpretrain.__version__)' 2>&1 | grep -v -i 'warn'
+$PIP install -q -c requirements/constraints.txt torch torchvision
+$PIP install -q -c requirements/constraints.txt -e '.[tests]'
+"$VENV/bin/python" -c 'import zeromamba_mm, mmpretrain, torch; print("zeromamba_mm", zeromamba_mm.__version__, "| torch", torch.__version__, "| mmpretrain", mmpretrain.__version__)'
 echo "$HASH" > "$STAMP"

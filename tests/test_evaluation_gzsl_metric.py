@@ -76,7 +76,7 @@ def logs(monkeypatch):
 def test_registered_and_hand_computed_values(hub, logs):
     assert METRICS.get('GZSLMetric') is GZSLMetric
     metric = METRICS.build(
-        dict(type='GZSLMetric', gamma=1.2, score_space='raw'))
+        dict(type='zeromamba_mm.GZSLMetric', gamma=1.2, score_space='raw'))
     res = run_metric(metric, as_dict=True)
     # Percent, like mmpretrain. See the functional test for the hand
     # computation; class 4 (no sample) is skipped, not counted as 0.

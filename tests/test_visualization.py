@@ -16,9 +16,12 @@ import zeromamba_mm  # noqa: F401
 from zeromamba_mm.apis import ZSLInferencer
 from zeromamba_mm.evaluation import GZSLMetric, seen_unseen_curve
 from zeromamba_mm.registry import MODELS
-from zeromamba_mm.visualization import (
-    CurvePoints, compute_attribute_attention, plot_attribute_attention,
-    plot_seen_unseen_curve, points_from_arrays, visualize_attribute_attention)
+from zeromamba_mm.visualization import (CurvePoints,
+                                        compute_attribute_attention,
+                                        plot_attribute_attention,
+                                        plot_seen_unseen_curve,
+                                        points_from_arrays,
+                                        visualize_attribute_attention)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools'))
 import plot_seen_unseen_curve as curve_tool  # noqa: E402

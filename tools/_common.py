@@ -70,8 +70,9 @@ def check_config_inputs(cfg: Config, phases: Iterable[str]) -> None:
         if '://' not in path and not osp.isfile(path):
             problems.append(
                 f'{where}: pretrained checkpoint {path!r} does not exist. '
-                'Convert the official release file with tools/model_converters '
-                '(see README, "Pretrained weights"), or override the path with '
+                'Convert the official release file with '
+                'tools/model_converters (see README, "Pretrained weights"), '
+                'or override the path with '
                 f'--cfg-options {where}.checkpoint=PATH')
     if problems:
         sys.stderr.write('Cannot start: the config points to missing inputs:\n'

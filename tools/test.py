@@ -2,7 +2,8 @@
 
 Example::
 
-    python tools/test.py configs/zeromamba_cub.py work_dirs/zeromamba_cub/best.pth
+    python tools/test.py configs/zeromamba_cub.py \
+        work_dirs/zeromamba_cub/best_gzsl_H_epoch_N.pth
     bash tools/dist_test.sh configs/zeromamba_cub.py CHECKPOINT 8
 """
 import argparse
@@ -84,15 +85,29 @@ def restore_selected_gamma(runner: Runner, checkpoint: str) -> None:
 
     ``GZSLMetric(protocol='clean')`` publishes the γ that maximised H on the
     validation split in the message hub, which is saved in checkpoints but not
-    restored by ``load_from``. A test metric with ``gamma='selected'`` reads it.
+    restored by ``load_from``. A test metric with ``gamma='selected'`` reads
+    it.
     """
     import torch
+
     # Our own training checkpoint (message hub, numpy scalars): see compat.
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
     hub_state = ckpt.get('message_hub', {}) if isinstance(ckpt, dict) else {}
     for key, value in hub_state.get('runtime_info', {}).items():
         if key.startswith('zsl/'):
             runner.message_hub.update_info(key, value)
+
+
+def zsl_summary(metrics: dict) -> str:
+    """One line with the paper's figures, or '' for other metrics."""
+    labels = dict(T1='ZSL T1', U='GZSL U', S='S', H='H', AUSUC='AUSUC')
+    parts = []
+    for short, label in labels.items():
+        for key, value in metrics.items():
+            if key.endswith('/' + short):
+                parts.append(f'{label} {value:.2f}')
+                break
+    return 'Results: ' + ' | '.join(parts) if parts else ''
 
 
 def main() -> None:
@@ -104,7 +119,10 @@ def main() -> None:
     check_config_inputs(cfg, phases=('test', ))
     runner = Runner.from_cfg(cfg)
     restore_selected_gamma(runner, args.checkpoint)
-    runner.test()
+    metrics = runner.test()
+    summary = zsl_summary(metrics)
+    if summary and runner.rank == 0:
+        print(summary, flush=True)
 
 
 if __name__ == '__main__':

@@ -102,8 +102,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             continue
         if args.no_pin_memory:
             cfg[loader]['pin_memory'] = False
-        if args.no_persistent_workers or cfg[loader].get('num_workers',
-                                                          0) == 0:
+        workers = cfg[loader].get('num_workers', 0)
+        if args.no_persistent_workers or workers == 0:
             # DataLoader refuses persistent_workers without workers.
             cfg[loader]['persistent_workers'] = False
 

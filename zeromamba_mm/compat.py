@@ -4,8 +4,9 @@ Two known incompatibilities of mmengine 0.10.7 (see REFERENCE.md section 6):
 
 * torch >= 2.6 loads with ``weights_only=True`` by default, and the runner's
   own checkpoints (message hub, ``HistoryBuffer``, numpy scalars) cannot be
-  unpickled that way, so ``resume`` and ``load_from`` fail. Allow-listing those
-  types would need ``builtins.getattr``, which is no safer than a full unpickle.
+  unpickled that way, so ``resume`` and ``load_from`` fail. Allow-listing
+  those types would need ``builtins.getattr``, which is no safer than a full
+  unpickle.
   We therefore unpickle fully *only* inside ``Runner.resume`` and
   ``Runner.load_checkpoint`` (files the user produced with this runner) and
   keep ``weights_only=True`` everywhere else (``init_cfg`` pretrained weights,

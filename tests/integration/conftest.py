@@ -37,6 +37,7 @@ def run_tool(args, timeout=600, env=None, check=True):
                             text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f'{args} failed ({result.returncode}):\n'
-                             f'{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
+        raise AssertionError(
+            f'{args} failed ({result.returncode}):\n'
+            f'{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
     return result

@@ -236,9 +236,9 @@ def remap_image_paths(paths: Sequence[str],
 # ----------------------------------------------------------------------------
 # .mat reading
 # ----------------------------------------------------------------------------
-def read_mat(
-    path: str, keys: Sequence[str],
-    optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+def read_mat(path: str,
+             keys: Sequence[str],
+             optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
     """Load only ``keys`` (and the ``optional`` keys present) of a .mat file.
 
     Only the named variables are decoded (``variable_names=``), so the large

@@ -9,8 +9,7 @@ from mmpretrain.datasets import BaseDataset
 
 from zeromamba_mm.registry import DATASETS
 from .table_format import load_table_annotation, read_rows
-from .xlsa17 import (ZSLAnnotation, ZSLDataError, holdout_per_class,
-                     load_xlsa17)
+from .xlsa17 import ZSLAnnotation, ZSLDataError, holdout_per_class, load_xlsa17
 
 __all__ = ['ZSLDataset', 'CleanSplit', 'make_clean_split']
 

@@ -4,7 +4,7 @@ from .functional import (SeenUnseenCurve, area_under_curve,
                          per_class_accuracy, seen_unseen_curve,
                          seen_unseen_curve_bruteforce, to_score_space,
                          zsl_top1)
-from .metrics import *  # noqa: F401,F403
+from .metrics import SELECTED_GAMMA_KEY, GZSLMetric
 
 __all__ = [
     'GZSLMetric', 'SELECTED_GAMMA_KEY', 'SeenUnseenCurve', 'area_under_curve',

@@ -477,8 +477,9 @@ def best_gamma_on_curve(curve: SeenUnseenCurve) -> Dict[str, float]:
     The first maximum in γ order is taken and widened over the following
     intervals with the same U and S (their predictions differ only on
     samples that are wrong either way); the returned γ is the middle of that
-    run, so it is as far as possible from a flip. An unbounded end is replaced by the
-    finite one minus/plus half the span of the break points (at least 0.5).
+    run, so it is as far as possible from a flip. An unbounded end is
+    replaced by the finite one minus/plus half the span of the break points
+    (at least 0.5).
 
     Args:
         curve (SeenUnseenCurve): A curve from :func:`seen_unseen_curve`.

@@ -11,10 +11,11 @@ data_preprocessor = dict(
     to_rgb=True,
 )
 
+# No horizontal flip: 'position_left' / 'position_right' are attributes of
+# the demo classes, and a flip would swap them.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(img_size, img_size)),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [

@@ -21,9 +21,9 @@ class ZeroShotClassifier(ImageClassifier):
     *class-attribute matrix* (C, A) held by this model. That matrix and the
     ids of the seen classes describe the dataset, not the model, so they are
     non-persistent buffers: they are never written to checkpoints and are set
-    per phase by :class:`~zeromamba_mm.engine.ZSLSemanticsHook` (train/val/test)
-    or by :meth:`set_class_semantics` (inference on any classes, including ones
-    described only by attribute vectors).
+    per phase by :class:`~zeromamba_mm.engine.ZSLSemanticsHook`
+    (train/val/test) or by :meth:`set_class_semantics` (inference on any
+    classes, including ones described only by attribute vectors).
 
     ``predict`` scores **all** classes; ``loss`` is the head's loss (ZeroMamba:
     CE over seen classes + λ·L1 attribute regression).

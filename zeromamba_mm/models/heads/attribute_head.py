@@ -75,7 +75,8 @@ class AttributeHead(BaseModule):
                 f'(shape {tuple(class_attributes.shape)}).')
 
     def loss(self, feats: Tuple[Tensor, ...], data_samples: List[DataSample],
-             class_attributes: Tensor, seen_classes: Tensor) -> Dict[str, Tensor]:
+             class_attributes: Tensor,
+             seen_classes: Tensor) -> Dict[str, Tensor]:
         """Seen-class cross-entropy plus attribute regression.
 
         Args:

@@ -42,6 +42,7 @@ class GlobalRepresentationLearning(BaseModule):
         if logits.dim() != 2 or logits.shape[1] != self.in_channels:
             raise ValueError(
                 'GlobalRepresentationLearning expects ImageNet logits of '
-                f'shape (B, {self.in_channels}); got {tuple(logits.shape)}. Use '
+                f'shape (B, {self.in_channels}); got {tuple(logits.shape)}. '
+                'Use '
                 'ZeroMambaNeck to produce them.')
         return self.fc(logits)

@@ -36,7 +36,7 @@ class LinearAttributeHead(AttributeHead):
         self.fc = nn.Linear(in_channels, num_attributes)
 
     def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """Predict ``Â`` (B, A) from the last pooled feature (B, in_channels)."""
+        """Predict ``Â`` (B, A) from the last pooled feature (B, C_in)."""
         pooled = feats[-1]
         if pooled.dim() != 2:
             raise ValueError(

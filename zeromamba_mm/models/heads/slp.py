@@ -16,8 +16,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from zeromamba_mm.registry import MODELS
-from zeromamba_mm.utils.word_vectors import (WordVectorSource,
-                                             load_word_vectors)
+from zeromamba_mm.utils.word_vectors import WordVectorSource, load_word_vectors
 
 
 @MODELS.register_module()

@@ -1,0 +1,31 @@
+# ZeroMamba (arXiv:2408.14868): VMamba-S (ImageNet-1K, fully fine-tuned),
+# the ImageNet classifier kept in the neck for GRL, and the SLP/GRL/SeF head.
+# Convert nothing: the official release file is read as it is.
+vmamba_checkpoint = 'checkpoints/vssm_small_0229_ckpt_epoch_222.pth'
+
+model = dict(
+    type='zeromamba_mm.ZeroShotClassifier',
+    backbone=dict(
+        type='zeromamba_mm.VMamba',
+        arch='small',
+        out_indices=(3, ),
+        # x_pre: the last stage *before* the classifier norm.
+        final_norm=False,
+        init_cfg=dict(type='Pretrained', checkpoint=vmamba_checkpoint)),
+    neck=dict(
+        type='zeromamba_mm.ZeroMambaNeck',
+        in_channels=768,
+        num_classes=1000,
+        init_cfg=dict(type='Pretrained', checkpoint=vmamba_checkpoint)),
+    head=dict(
+        type='zeromamba_mm.ZeroMambaHead',
+        num_attributes=312,
+        in_channels=768,
+        imagenet_dim=1000,
+        word_vectors=None,
+        attr_loss_weight=1.0),
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+)
