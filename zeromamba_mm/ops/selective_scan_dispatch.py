@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .selective_scan_mamba import (load_mamba, mamba_import_error,
                                    selective_scan_mamba)
-from .selective_scan_ref import selective_scan_ref
+from .selective_scan_ref import compute_dtype, selective_scan_ref
 from .selective_scan_torch import selective_scan_torch
 from .selective_scan_triton import (TRITON_IMPORT_ERROR, selective_scan_triton,
                                     triton_interpreted)
@@ -205,8 +205,7 @@ def selective_scan(
     if C.dim() == 3:
         C = C.unsqueeze(1)
     fn = selective_scan_torch if name == 'torch' else selective_scan_triton
-    compute = torch.float64 if torch.float64 in (u.dtype, delta.dtype, B.dtype,
-                                                 C.dtype) else torch.float32
+    compute = compute_dtype(u, delta, B, C)
     out = fn(u, delta, A, B, C, D, delta_bias, delta_softplus,
              return_last_state, u.dtype if z is None else compute)
     if z is None:

@@ -12,6 +12,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def compute_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
+    """The dtype every backend scans in: float64 if any input is float64,
+    else float32 (half/bf16 inputs are upcast)."""
+    if any(t is not None and t.dtype == torch.float64 for t in tensors):
+        return torch.float64
+    return torch.float32
+
+
 def expand_groups(BC: Tensor, channels: int) -> Tensor:
     """Expand grouped B/C of shape (B, G, N, L) to (B, D, N, L).
 
@@ -60,8 +68,7 @@ def selective_scan_ref(
         last state (batch, D, N) in the compute dtype when asked for.
     """
     dtype_in = u.dtype
-    ct = torch.float64 if torch.float64 in (u.dtype, delta.dtype, B.dtype,
-                                            C.dtype) else torch.float32
+    ct = compute_dtype(u, delta, B, C)
     u, delta = u.to(ct), delta.to(ct)
     if delta_bias is not None:
         delta = delta + delta_bias.to(ct)[..., None]

@@ -38,6 +38,8 @@ from typing import Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .selective_scan_ref import compute_dtype
+
 # Elements (rows x steps) per block on CPU: the dozen float32 buffers of a
 # block (2 MB each) stay in a 32 MB last-level cache, and each step of the
 # loops over T is wide enough to amortise its dispatch. Other devices run
@@ -170,13 +172,6 @@ def _scan_backward_(a: Tensor, lam: Tensor) -> None:
         lv[T - 1][..., :-1].addcmul_(av[0][..., 1:], first[..., 1:])
     for t in range(T - 2, -1, -1):
         lv[t].addcmul_(av[t + 1], lv[t + 1])
-
-
-def _compute_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
-    """float64 if any input is float64, else float32 (half/bf16 upcast)."""
-    if any(t is not None and t.dtype == torch.float64 for t in tensors):
-        return torch.float64
-    return torch.float32
 
 
 class _Workspace:
@@ -333,7 +328,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
              out_dtype: torch.dtype,
              want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
     p = _Problem(u, A, B)
-    ct = _compute_dtype(u, delta, B, C)
+    ct = compute_dtype(u, delta, B, C)
     ws = _Workspace.get(u.device, ct)
     T, nc, N = p.T, p.nc, p.d_state
     u4, d4 = p.rows(p.pad(u)), p.rows(p.pad(delta))
@@ -371,7 +366,7 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
               D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
               gy: Tensor, glast: Optional[Tensor]) -> Tuple[Tensor, ...]:
     p = _Problem(u, A, B)
-    ct = _compute_dtype(u, delta, B, C)
+    ct = compute_dtype(u, delta, B, C)
     ws = _Workspace.get(u.device, ct)
     T, nc, N = p.T, p.nc, p.d_state
     u4, d4, g4 = (p.rows(p.pad(x)) for x in (u, delta, gy))

@@ -26,6 +26,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .selective_scan_ref import compute_dtype
+
 try:
     import triton
     import triton.language as tl
@@ -319,8 +321,7 @@ def _forward(u, delta, A, B, C, D, bias, softplus, out_dtype, save_states):
     batch, channels, length = u.shape
     groups, d_state = B.shape[1], A.shape[1]
     per_group = channels // groups
-    ct = torch.float64 if torch.float64 in (u.dtype, delta.dtype, B.dtype,
-                                            C.dtype) else torch.float32
+    ct = compute_dtype(u, delta, B, C)
     block_d, block_n, block_l, num_warps = _config(per_group, d_state, length)
     n_tiles = triton.cdiv(length, block_l)
     y = torch.empty((batch, channels, length),
