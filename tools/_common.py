@@ -1,9 +1,45 @@
 """Helpers shared by tools/train.py and tools/test.py."""
+import argparse
+import os
 import os.path as osp
 import sys
 from typing import Iterable, Iterator, Tuple
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+
+
+def add_launch_args(parser: argparse.ArgumentParser,
+                    cfg_options_example: str) -> None:
+    """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config settings, e.g. "{cfg_options_example}"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; older launchers pass the rank only as an
+    argument, while MMEngine reads ``LOCAL_RANK`` from the environment."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
+    """``--work-dir``, else the config's, else work_dirs/<config name>."""
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
 
 
 def register_all() -> None:

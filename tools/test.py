@@ -7,16 +7,16 @@ Example::
     bash tools/dist_test.sh configs/zeromamba_cub.py CHECKPOINT 8
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (check_config_inputs, merge_launcher_env,  # noqa: E402
-                     register_all)
+from _common import (add_launch_args, check_config_inputs,  # noqa: E402
+                     merge_launcher_env, parse_launch_args, register_all,
+                     set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,31 +29,14 @@ def parse_args() -> argparse.Namespace:
         '--out', help='dump per-sample predictions to this pickle file')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. '
-        '"test_evaluator.gamma=0.3 test_evaluator.score_space=raw"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(
+        parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
+    return parse_launch_args(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} does not exist.')
