@@ -58,6 +58,25 @@ def merge_launcher_env(cfg: Config) -> None:
         cfg.env_cfg.dist_cfg['backend'] = 'gloo'
 
 
+def fit_loaders_to_workers(cfg: Config,
+                           no_pin_memory: bool = False,
+                           no_persistent_workers: bool = False) -> None:
+    """Make the loaders' options agree with their workers.
+
+    Called after ``--cfg-options`` are merged, so that a ``num_workers=0``
+    given there is seen too: PyTorch's DataLoader refuses
+    ``persistent_workers=True`` without workers.
+    """
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) is None:
+            continue
+        if no_pin_memory:
+            cfg[loader]['pin_memory'] = False
+        workers = cfg[loader].get('num_workers', 0)
+        if no_persistent_workers or workers == 0:
+            cfg[loader]['persistent_workers'] = False
+
+
 def _pretrained_paths(node, where: str = 'model') -> Iterator[Tuple[str, str]]:
     """Yield (config key, checkpoint path) of every Pretrained init_cfg."""
     if isinstance(node, dict):

@@ -15,8 +15,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (add_launch_args, check_config_inputs,  # noqa: E402
-                     merge_launcher_env, parse_launch_args, register_all,
-                     set_work_dir)
+                     fit_loaders_to_workers, merge_launcher_env,
+                     parse_launch_args, register_all, set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,9 +45,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp:
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
-    loader = cfg.get('test_dataloader')
-    if loader is not None and loader.get('num_workers', 0) == 0:
-        loader['persistent_workers'] = False
     if args.out is not None:
         if osp.exists(args.out):
             raise FileExistsError(
@@ -60,6 +57,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         ]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    fit_loaders_to_workers(cfg)
     return cfg
 
 

@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (add_launch_args, check_config_inputs,  # noqa: E402
-                     merge_launcher_env, parse_launch_args, register_all,
-                     set_work_dir)
+                     fit_loaders_to_workers, merge_launcher_env,
+                     parse_launch_args, register_all, set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,18 +80,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.setdefault('auto_scale_lr', {})
         cfg.auto_scale_lr.enable = True
 
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(loader) is None:
-            continue
-        if args.no_pin_memory:
-            cfg[loader]['pin_memory'] = False
-        workers = cfg[loader].get('num_workers', 0)
-        if args.no_persistent_workers or workers == 0:
-            # DataLoader refuses persistent_workers without workers.
-            cfg[loader]['persistent_workers'] = False
-
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    fit_loaders_to_workers(cfg, args.no_pin_memory,
+                           args.no_persistent_workers)
     return cfg
 
 
