@@ -18,6 +18,12 @@ from zeromamba_mm.registry import MODELS
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(__file__)), 'configs', 'mixing')
 NUM_ATTRIBUTES = 312  # CUB, as in the configs
+# mmpretrain's ImageNet ResNet-18 classifier: the layout of its checkpoints.
+RESNET18_IN1K = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels=512))
 
 
 def load_cfg(name: str) -> Config:
@@ -73,14 +79,7 @@ def test_resnet_mixing_loads_mmpretrain_checkpoint(tmp_path):
     cfg.model.neck.in_channels = 512
     cfg.model.head.in_channels = 512
     path = str(tmp_path / 'resnet18_in1k.pth')
-    saved = save_mmpretrain_checkpoint(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead', num_classes=1000, in_channels=512)),
-        path)
+    saved = save_mmpretrain_checkpoint(RESNET18_IN1K, path)
     point_to(cfg, path)
     model = build_with_semantics(cfg.model)
     assert model.neck.norm is None
@@ -90,13 +89,7 @@ def test_resnet_mixing_loads_mmpretrain_checkpoint(tmp_path):
         assert torch.equal(model.backbone.state_dict()[key],
                            saved['backbone.' + key]), key
     # The neck reproduces the ImageNet classifier's logits.
-    reference = MMPRETRAIN_MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead', num_classes=1000, in_channels=512)))
+    reference = MMPRETRAIN_MODELS.build(RESNET18_IN1K)
     reference.load_state_dict(saved)
     reference.eval()
     images = torch.randn(2, 3, 64, 64)
@@ -141,14 +134,7 @@ def test_wrong_checkpoint_for_the_neck_is_refused(tmp_path):
     cfg.model.neck.norm = 'ln2d'
     cfg.model.head.in_channels = 512
     path = str(tmp_path / 'resnet18_in1k.pth')
-    save_mmpretrain_checkpoint(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead', num_classes=1000, in_channels=512)),
-        path)
+    save_mmpretrain_checkpoint(RESNET18_IN1K, path)
     point_to(cfg, path)
     with pytest.raises(KeyError, match='norm=None'):
         build_with_semantics(cfg.model)
