@@ -13,7 +13,10 @@ _base_ = [
 ]
 
 model = dict(
+    # All classes, seen and unseen (ClassNumCheckHook, Mixup/CutMix labels).
+    data_preprocessor=dict(num_classes=50),
     head=dict(
         num_attributes=85,
         word_vectors='data/w2v/AWA2_attribute.pkl',
-        attr_loss_weight=0.0))
+        # lambda = 0: no attribute regression term.
+        attr_loss=None))

@@ -13,7 +13,9 @@ _base_ = [
 ]
 
 model = dict(
+    # All classes, seen and unseen (ClassNumCheckHook, Mixup/CutMix labels).
+    data_preprocessor=dict(num_classes=200),
     head=dict(
         num_attributes=312,
         word_vectors='data/w2v/CUB_attribute.pkl',
-        attr_loss_weight=1.0))
+        attr_loss=dict(loss_weight=1.0)))

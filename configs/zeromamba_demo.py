@@ -26,19 +26,24 @@ model = dict(
     # No ImageNet weights here: the neck's "ImageNet" classifier is a small
     # learned projection that feeds GRL.
     neck=dict(
-        type='zeromamba_mm.ZeroMambaNeck', in_channels=192, num_classes=128),
+        type='zeromamba_mm.ZeroMambaNeck',
+        in_channels=192,
+        imagenet_classes=128),
     head=dict(
         type='zeromamba_mm.ZeroMambaHead',
         num_attributes=20,
         in_channels=192,
-        imagenet_dim=128,
+        imagenet_classes=128,
         mlp_hidden=128,
         word_vectors='data/zsl_demo/attribute_w2v.npy',
         # A light attribute regression: with the paper's CUB weight (1.0)
         # and no temperature, Â stays near unit norm, the class scores of
         # classes sharing 5 of their 6 attributes hardly differ, and the
         # small from-scratch model learns slowly.
-        attr_loss_weight=0.1),
+        attr_loss=dict(
+            type='zeromamba_mm.AttributeRegressionLoss',
+            criterion='l1',
+            loss_weight=0.1)),
     data_preprocessor={{_base_.data_preprocessor}},
 )
 

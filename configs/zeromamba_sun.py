@@ -13,7 +13,9 @@ _base_ = [
 ]
 
 model = dict(
+    # All classes, seen and unseen (ClassNumCheckHook, Mixup/CutMix labels).
+    data_preprocessor=dict(num_classes=717),
     head=dict(
         num_attributes=102,
         word_vectors='data/w2v/SUN_attribute.pkl',
-        attr_loss_weight=0.2))
+        attr_loss=dict(loss_weight=0.2)))

@@ -56,12 +56,17 @@ def golden_head_state(golden):
     }
 
 
+def l1_loss(weight):
+    return dict(
+        type='zeromamba_mm.AttributeRegressionLoss', loss_weight=weight)
+
+
 def build_golden_head(golden, **kwargs):
     num_attributes, w2v_dim = golden['slp_state']['V'].shape
     head = ZeroMambaHead(
         num_attributes,
         in_channels=golden['x_pre'].shape[1],
-        imagenet_dim=golden['imagenet_logits'].shape[1],
+        imagenet_classes=golden['imagenet_logits'].shape[1],
         w2v_dim=w2v_dim,
         word_vectors=golden['w2v'],
         **kwargs)
@@ -99,7 +104,7 @@ def test_slp_init_is_normalized_word_vectors(golden):
 def test_head_reproduces_the_authors_prediction_and_losses(golden):
     # The authors' switches: bare L2 norm (eps=0), GRL without bias; the
     # golden losses are the CE and the *unweighted* L1 (λ=1 here).
-    head = build_golden_head(golden, l2_eps=0.0, attr_loss_weight=1.0)
+    head = build_golden_head(golden, l2_eps=0.0, attr_loss=l1_loss(1.0))
     feats = (golden['x_pre'], golden['imagenet_logits'])
     pred = head(feats)
     assert pred.shape == golden['pred'].shape
@@ -107,7 +112,8 @@ def test_head_reproduces_the_authors_prediction_and_losses(golden):
 
     seen = golden['seen']
     labels = seen[golden['labels_seen_local']]
-    losses = head.loss(feats, samples(labels), golden['att'], seen)
+    head.set_class_semantics(golden['att'], seen)
+    losses = head.loss(feats, samples(labels))
     torch.testing.assert_close(losses['loss_ce'], golden['loss_ce'], **TOL)
     torch.testing.assert_close(losses['loss_attr'], golden['loss_l1'], **TOL)
 
@@ -121,14 +127,15 @@ def test_defaults_differ_from_the_authors_only_as_documented(golden):
     # λ scales the L1 term (SUN's 0.2).
     seen = golden['seen']
     labels = seen[golden['labels_seen_local']]
-    sun = build_golden_head(golden, attr_loss_weight=0.2)
-    losses = sun.loss(feats, samples(labels), golden['att'], seen)
+    sun = build_golden_head(golden, attr_loss=l1_loss(0.2))
+    sun.set_class_semantics(golden['att'], seen)
+    losses = sun.loss(feats, samples(labels))
     torch.testing.assert_close(losses['loss_attr'], 0.2 * golden['loss_l1'],
                                **TOL)
     # AWA2 (λ=0): CE only.
-    awa2 = build_golden_head(golden, attr_loss_weight=0.0)
-    assert set(awa2.loss(feats, samples(labels), golden['att'],
-                         seen)) == {'loss_ce'}
+    awa2 = build_golden_head(golden, attr_loss=None)
+    awa2.set_class_semantics(golden['att'], seen)
+    assert set(awa2.loss(feats, samples(labels))) == {'loss_ce'}
 
     # With Ã_local = 0 (all MLP_ls units off) the authors' division gives
     # NaN; the default gives Ã_global.
@@ -185,7 +192,7 @@ def test_attention_maps(golden):
 
 
 def test_head_input_errors():
-    head = ZeroMambaHead(5, in_channels=8, imagenet_dim=10)
+    head = ZeroMambaHead(5, in_channels=8, imagenet_classes=10)
     with pytest.raises(ValueError, match='ZeroMambaNeck'):
         head((torch.randn(2, 8, 2, 2), ))
     with pytest.raises(ValueError, match=r'\(B, 8, H, W\).*\(2, 9, 2, 2\)'):
@@ -218,7 +225,7 @@ def test_neck_reproduces_the_official_classifier(vmamba_io):
     # Official release layout: classifier.norm / classifier.head.
     neck = ZeroMambaNeck(
         in_channels=128,
-        num_classes=5,
+        imagenet_classes=5,
         init_cfg=dict(type='Pretrained', checkpoint=_data_file(VMAMBA_CKPT)))
     neck.init_weights()
     x_pre, logits = neck((vmamba_io['stage4'], ))
@@ -241,13 +248,13 @@ def test_classifier_init_weights_loads_backbone_and_neck(vmamba_io):
             neck=dict(
                 type='zeromamba_mm.ZeroMambaNeck',
                 in_channels=128,
-                num_classes=5,
+                imagenet_classes=5,
                 init_cfg=dict(type='Pretrained', checkpoint=ckpt)),
             head=dict(
                 type='zeromamba_mm.ZeroMambaHead',
                 num_attributes=4,
                 in_channels=128,
-                imagenet_dim=5)))
+                imagenet_classes=5)))
     model.init_weights()
     model.eval()
     with torch.no_grad():
@@ -351,16 +358,16 @@ def build_tiny_model(**head_kwargs):
             neck=dict(
                 type='zeromamba_mm.ZeroMambaNeck',
                 in_channels=64,
-                num_classes=10),
+                imagenet_classes=10),
             head=dict(
                 type='zeromamba_mm.ZeroMambaHead',
                 num_attributes=NUM_ATTRIBUTES,
                 in_channels=64,
-                imagenet_dim=10,
+                imagenet_classes=10,
                 w2v_dim=12,
                 word_vectors=torch.randn(NUM_ATTRIBUTES, 12),
                 mlp_hidden=16,
-                attr_loss_weight=1.0,
+                attr_loss=l1_loss(1.0),
                 **head_kwargs)))
 
 
@@ -396,7 +403,7 @@ def test_whole_classifier_loss_and_predict():
     with torch.no_grad():
         results = model(inputs, mode='predict')
         feats = model.extract_feat(inputs)
-        expected = model.head(feats) @ model.class_attributes.t()
+        expected = model.head(feats) @ model.head.class_attributes.t()
     assert feats[0].shape == (2, 64, 2, 2) and feats[1].shape == (2, 10)
     assert len(results) == 2
     for result, score in zip(results, expected):

@@ -154,7 +154,7 @@ def test_converted_model_matches_the_authors_forward(tmp_path, golden,
     assert meta['head'] == dict(
         num_attributes=12,
         in_channels=128,
-        imagenet_dim=5,
+        imagenet_classes=5,
         w2v_dim=300,
         mlp_hidden=512,
         grl_bias=grl_bias)

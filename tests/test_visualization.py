@@ -43,10 +43,10 @@ model = dict(
     backbone=dict(type='ResNet', depth=18, base_channels=8, stem_channels=8,
                   out_indices=(2, )),
     neck=dict(type='zeromamba_mm.ZeroMambaNeck', in_channels=32,
-              num_classes=10, norm=None),
+              imagenet_classes=10, norm=None),
     head=dict(type='zeromamba_mm.ZeroMambaHead',
               num_attributes={NUM_ATTRIBUTES}, in_channels=32,
-              imagenet_dim=10, w2v_dim=16, mlp_hidden=16))
+              imagenet_classes=10, w2v_dim=16, mlp_hidden=16))
 data_preprocessor = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 test_pipeline = [

@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='disable persistent_workers')
     add_launch_args(
-        parser, 'train_cfg.max_epochs=2 model.head.attr_loss_weight=0.2')
+        parser, 'train_cfg.max_epochs=2 model.head.attr_loss.loss_weight=0.2')
     return parse_launch_args(parser)
 
 

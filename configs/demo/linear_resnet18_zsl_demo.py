@@ -17,7 +17,10 @@ model = dict(
         type='zeromamba_mm.LinearAttributeHead',
         in_channels=256,
         num_attributes=20,
-        attr_loss_weight=1.0),
+        attr_loss=dict(
+            type='zeromamba_mm.AttributeRegressionLoss',
+            criterion='l1',
+            loss_weight=1.0)),
     data_preprocessor={{_base_.data_preprocessor}},
 )
 

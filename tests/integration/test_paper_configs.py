@@ -82,7 +82,10 @@ def test_paper_config_recipe_and_one_training_epoch(config, tmp_path):
 
     # The recipe as published.
     assert cfg.model.head.num_attributes == num_attributes
-    assert cfg.model.head.attr_loss_weight == lam
+    if lam:
+        assert cfg.model.head.attr_loss.loss_weight == lam
+    else:
+        assert cfg.model.head.attr_loss is None
     assert cfg.val_evaluator.gamma == gamma
     assert cfg.val_evaluator.score_space == 'softmax'
     assert cfg.model.backbone.arch == 'small'

@@ -165,11 +165,11 @@ def convert_zeromamba_state_dict(
     arch.pop('num_classes', None)
     info = dict(
         arch=arch,
-        neck=dict(in_channels=channels, num_classes=num_classes),
+        neck=dict(in_channels=channels, imagenet_classes=num_classes),
         head=dict(
             num_attributes=num_attributes,
             in_channels=channels,
-            imagenet_dim=num_classes,
+            imagenet_classes=num_classes,
             w2v_dim=w2v_dim,
             mlp_hidden=hidden,
             grl_bias='clf_head.bias' in state_dict))

@@ -6,6 +6,9 @@ data_root = 'data/zsl_demo'
 img_size = 64
 
 data_preprocessor = dict(
+    # All 24 classes (seen and unseen): mmpretrain's ClassNumCheckHook and
+    # the soft labels of batch augments (Mixup/CutMix) count them.
+    num_classes=24,
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     to_rgb=True,

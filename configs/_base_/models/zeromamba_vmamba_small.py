@@ -15,15 +15,20 @@ model = dict(
     neck=dict(
         type='zeromamba_mm.ZeroMambaNeck',
         in_channels=768,
-        num_classes=1000,
+        imagenet_classes=1000,
         init_cfg=dict(type='Pretrained', checkpoint=vmamba_checkpoint)),
     head=dict(
         type='zeromamba_mm.ZeroMambaHead',
         num_attributes=312,
         in_channels=768,
-        imagenet_dim=1000,
+        imagenet_classes=1000,
         word_vectors=None,
-        attr_loss_weight=1.0),
+        loss=dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0),
+        # lambda of the L1 attribute regression (1.0 CUB, 0.2 SUN, 0 AWA2).
+        attr_loss=dict(
+            type='zeromamba_mm.AttributeRegressionLoss',
+            criterion='l1',
+            loss_weight=1.0)),
     data_preprocessor=dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],

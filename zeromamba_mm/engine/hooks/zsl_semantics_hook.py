@@ -20,7 +20,9 @@ class ZSLSemanticsHook(Hook):
     as pseudo-unseen). Before every train, val and test epoch this hook reads
     ``class_attributes``, ``seen_classes``, ``unseen_classes`` and ``classes``
     from the running dataloader's dataset metainfo and calls the model's
-    ``set_class_semantics``. The tensors stay out of the state dict.
+    ``set_class_semantics`` — or, for a plain mmpretrain ``ImageClassifier``
+    with an attribute head, the head's. The tensors stay out of the state
+    dict.
 
     It also checks, once per phase, that the attribute dimension matches the
     model's head, like mmpretrain's ``ClassNumCheckHook`` does for classes.
@@ -32,10 +34,13 @@ class ZSLSemanticsHook(Hook):
     def _apply(runner, dataloader, phase: str) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        if not hasattr(model, 'set_class_semantics'):
+        head = getattr(model, 'head', None)
+        if not (hasattr(model, 'set_class_semantics')
+                or hasattr(head, 'set_class_semantics')):
             raise TypeError(
-                f'ZSLSemanticsHook needs a zero-shot model with '
-                f'set_class_semantics(); {type(model).__name__} has none.')
+                'ZSLSemanticsHook needs a zero-shot model or head with '
+                f'set_class_semantics(); {type(model).__name__} and its head '
+                f'{type(head).__name__} have none.')
         dataset = dataloader.dataset
         meta = dataset.metainfo
         missing = [key for key in _REQUIRED_KEYS if key not in meta]
@@ -44,11 +49,15 @@ class ZSLSemanticsHook(Hook):
                 f'The {phase} dataset {type(dataset).__name__} has no '
                 f'{missing} in its metainfo; zero-shot datasets such as '
                 'zeromamba_mm.ZSLDataset provide them.')
-        model.set_class_semantics(
-            meta['class_attributes'],
-            seen_classes=meta['seen_classes'],
-            unseen_classes=meta['unseen_classes'],
-            class_names=meta.get('classes'))
+        if hasattr(model, 'set_class_semantics'):
+            model.set_class_semantics(
+                meta['class_attributes'],
+                seen_classes=meta['seen_classes'],
+                unseen_classes=meta['unseen_classes'],
+                class_names=meta.get('classes'))
+        else:
+            head.set_class_semantics(
+                meta['class_attributes'], seen_classes=meta['seen_classes'])
 
     def before_train_epoch(self, runner) -> None:
         self._apply(runner, runner.train_dataloader, 'train')

@@ -1,37 +1,44 @@
 """Zero-shot image classifier: backbone -> neck -> attribute head."""
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.structures import DataSample
-from torch import Tensor
+from torch import Tensor, nn
 
 from zeromamba_mm.registry import MODELS
+from ..heads.attribute_head import class_ids
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
 
 
 @MODELS.register_module()
 class ZeroShotClassifier(ImageClassifier):
-    """An mmpretrain-style classifier that scores classes by their attributes.
+    """An mmpretrain ``ImageClassifier`` with what zero-shot learning adds.
 
-    The head (an :class:`~zeromamba_mm.models.heads.AttributeHead`) predicts an
-    attribute vector per image; classes are scored against the
-    *class-attribute matrix* (C, A) held by this model. That matrix and the
-    ids of the seen classes describe the dataset, not the model, so they are
-    non-persistent buffers: they are never written to checkpoints and are set
-    per phase by :class:`~zeromamba_mm.engine.ZSLSemanticsHook`
-    (train/val/test) or by :meth:`set_class_semantics` (inference on any
-    classes, including ones described only by attribute vectors).
+    The head (an :class:`~zeromamba_mm.models.heads.AttributeHead`) predicts
+    an attribute vector per image and scores every class of its current
+    class-attribute matrix; the head works as well inside a plain
+    ``ImageClassifier``. This class adds:
 
-    ``predict`` scores **all** classes; ``loss`` is the head's loss (ZeroMamba:
-    CE over seen classes + λ·L1 attribute regression).
+    - :meth:`set_class_semantics`, the model-level entry point that
+      :class:`~zeromamba_mm.engine.ZSLSemanticsHook` and the inferencer use,
+      with consistency checks of seen/unseen ids and class names;
+    - ``train_signals``: extra training losses (e.g. the IDML, OPERA or
+      Mixup-twin signals of :mod:`zeromamba_mm.models.train_signals`), each a
+      registered module with ``loss(model, inputs, feats, data_samples)``.
+      They are called by :meth:`loss` only, so prediction never depends on
+      them;
+    - an early, readable failure when the class semantics are not set,
+      before the (possibly long) backbone pass.
 
     Args:
         backbone (dict): Backbone config.
         neck (dict, optional): Neck config. Defaults to None.
         head (dict): Attribute head config.
+        train_signals (list[dict], optional): Configs of extra training
+            signals. Defaults to None.
         pretrained (str, optional): Checkpoint of the whole model.
         train_cfg (dict, optional): Batch augmentations, as in
             :class:`mmpretrain.models.ImageClassifier`.
@@ -44,6 +51,7 @@ class ZeroShotClassifier(ImageClassifier):
                  backbone: dict,
                  neck: Optional[dict] = None,
                  head: Optional[dict] = None,
+                 train_signals: Optional[List[dict]] = None,
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -58,14 +66,22 @@ class ZeroShotClassifier(ImageClassifier):
             train_cfg=train_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.register_buffer(
-            'class_attributes', torch.zeros(0, 0), persistent=False)
-        self.register_buffer(
-            'seen_classes', torch.zeros(0, dtype=torch.long), persistent=False)
-        self.register_buffer(
-            'unseen_classes', torch.zeros(0, dtype=torch.long),
-            persistent=False)
-        self.class_names: Optional[tuple] = None
+        if not hasattr(self.head, 'set_class_semantics'):
+            raise TypeError(
+                'ZeroShotClassifier needs an attribute head with '
+                f'set_class_semantics(); {type(self.head).__name__} has none '
+                '(use e.g. zeromamba_mm.ZeroMambaHead or '
+                'zeromamba_mm.LinearAttributeHead).')
+        signals = [
+            s if isinstance(s, nn.Module) else MODELS.build(s)
+            for s in (train_signals or [])
+        ]
+        for signal in signals:
+            if not callable(getattr(signal, 'loss', None)):
+                raise TypeError(
+                    f'Training signal {type(signal).__name__} has no '
+                    'loss(model, inputs, feats, data_samples) method.')
+        self.train_signals = nn.ModuleList(signals)
 
     def set_class_semantics(self,
                             class_attributes: ArrayLike,
@@ -73,57 +89,56 @@ class ZeroShotClassifier(ImageClassifier):
                             unseen_classes: Optional[ArrayLike] = None,
                             class_names: Optional[Sequence[str]] = None
                             ) -> None:
-        """Set the classes the model scores.
+        """Set the classes the model scores (on its head).
 
         Args:
             class_attributes: (C, A) attribute vector of every class, in the
                 order of the global class ids.
             seen_classes: Global ids of the training classes (needed for the
                 loss only). Defaults to none.
-            unseen_classes: Global ids of the classes never seen in training
-                (informative; the model scores all C classes anyway).
-            class_names: Optional names of the C classes.
+            unseen_classes: Global ids of the classes never seen in training.
+                Only checked: in range and disjoint from ``seen_classes``
+                (the model scores all C classes anyway).
+            class_names: Names of the C classes; only checked for their
+                count.
         """
-        device = self.class_attributes.device
-        attributes = torch.as_tensor(
-            np.asarray(class_attributes), dtype=torch.float32, device=device)
-        self.head.check_class_attributes(attributes)
-        num_classes = attributes.shape[0]
-
-        def ids(values, what):
-            if values is None:
-                return torch.zeros(0, dtype=torch.long, device=device)
-            ids = torch.as_tensor(
-                np.asarray(values), dtype=torch.long, device=device).flatten()
-            if ids.numel() and (ids.min() < 0 or ids.max() >= num_classes):
-                raise ValueError(
-                    f'{what} must be ids in [0, {num_classes}) (the number of '
-                    f'rows of class_attributes); got min {int(ids.min())}, '
-                    f'max {int(ids.max())}.')
-            return ids.unique(sorted=True)
-
-        self.class_attributes = attributes
-        self.seen_classes = ids(seen_classes, 'seen_classes')
-        self.unseen_classes = ids(unseen_classes, 'unseen_classes')
+        num_classes = int(np.shape(class_attributes)[0])
+        seen = class_ids(seen_classes, num_classes, 'seen_classes',
+                         torch.device('cpu'))
+        unseen = class_ids(unseen_classes, num_classes, 'unseen_classes',
+                           torch.device('cpu'))
+        overlap = np.intersect1d(seen.numpy(), unseen.numpy())
+        if overlap.size:
+            raise ValueError(
+                f'Classes {overlap[:10].tolist()} are both seen and unseen.')
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(
                 f'Got {len(class_names)} class names for {num_classes} '
                 'classes in class_attributes.')
-        self.class_names = tuple(class_names) if class_names else None
+        self.head.set_class_semantics(class_attributes, seen_classes=seen)
 
-    def loss(self, inputs: Tensor, data_samples: List[DataSample]) -> dict:
-        """Features -> head loss against the current class semantics."""
+    def loss(self, inputs: Tensor,
+             data_samples: List[DataSample]) -> Dict[str, Tensor]:
+        """Head loss (plus the training signals' losses)."""
         # Fail before the (possibly long) backbone pass if nothing is set.
-        self.head.check_class_attributes(self.class_attributes)
+        self.head.check_class_attributes()
         feats = self.extract_feat(inputs)
-        return self.head.loss(feats, data_samples, self.class_attributes,
-                              self.seen_classes)
+        losses = self.head.loss(feats, data_samples)
+        for signal in self.train_signals:
+            extra = signal.loss(self, inputs, feats, data_samples)
+            clash = sorted(set(extra) & set(losses))
+            if clash:
+                raise KeyError(
+                    f'Training signal {type(signal).__name__} returned loss '
+                    f'names {clash} that are already used; give each signal '
+                    'its own prefix.')
+            losses.update(extra)
+        return losses
 
     def predict(self,
                 inputs: Tensor,
                 data_samples: Optional[List[DataSample]] = None,
                 **kwargs) -> List[DataSample]:
         """Scores of all classes in ``pred_score`` (raw compatibility)."""
-        self.head.check_class_attributes(self.class_attributes)
-        feats = self.extract_feat(inputs)
-        return self.head.predict(feats, self.class_attributes, data_samples)
+        self.head.check_class_attributes()
+        return super().predict(inputs, data_samples, **kwargs)

@@ -4,114 +4,209 @@ A zero-shot head maps image features to a vector ``Â`` in the attribute space
 (A dims) and scores every class ``c`` by compatibility with its attribute
 vector: ``s(x, c) = Â · a_c``. Seen and unseen classes are scored the same
 way, which is what lets the model recognise classes it never saw in training.
-The class-attribute matrix is not a parameter of the head: the classifier
-passes it in (see :class:`~zeromamba_mm.models.ZeroShotClassifier`), so the
-same weights serve any set of classes.
+
+The class-attribute matrix describes the dataset, not the model: the head
+holds it (with the ids of the seen classes) as non-persistent buffers that
+never reach a checkpoint and are set per phase by
+:class:`~zeromamba_mm.engine.ZSLSemanticsHook` (or by
+:meth:`AttributeHead.set_class_semantics` for inference on any classes).
+That keeps ``loss(feats, data_samples)`` and ``predict(feats, data_samples)``
+at the signatures of mmpretrain's ``ClsHead``, so an attribute head also
+works inside a plain :class:`mmpretrain.models.ImageClassifier`.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.structures import DataSample
 from torch import Tensor
+
+from zeromamba_mm.registry import MODELS
+
+ArrayLike = Union[Tensor, np.ndarray, Sequence]
+
+
+def class_ids(values: Optional[ArrayLike], num_classes: int, what: str,
+              device: torch.device) -> Tensor:
+    """Sorted unique long ids in ``[0, num_classes)`` (empty for None).
+
+    Args:
+        values: Ids (tensor, array or sequence), or None.
+        num_classes (int): Number of classes C the ids index.
+        what (str): Name used in the error message.
+        device (torch.device): Device of the result.
+    """
+    if values is None:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    ids = torch.as_tensor(
+        np.asarray(values), dtype=torch.long, device=device).flatten()
+    if ids.numel() and (ids.min() < 0 or ids.max() >= num_classes):
+        raise ValueError(
+            f'{what} must be ids in [0, {num_classes}) (the number of rows of '
+            f'class_attributes); got min {int(ids.min())}, max '
+            f'{int(ids.max())}.')
+    return ids.unique(sorted=True)
 
 
 class AttributeHead(BaseModule):
     """Shared scoring, loss and prediction of attribute-regression heads.
 
-    Sub-classes implement :meth:`forward` (features -> ``Â`` of shape (B, A)).
-    The loss follows ZeroMamba (`arXiv:2408.14868
-    <https://arxiv.org/abs/2408.14868>`_): cross-entropy over the *seen*
-    classes of the compatibility scores, plus ``attr_loss_weight`` times the
-    L1 distance between ``Â`` and the ground-truth class's attribute vector.
+    Sub-classes implement :meth:`forward` (features -> ``Â`` of shape
+    (B, A)); a head whose class scores are not ``Â · aᵀ`` overrides
+    :meth:`predict_scores`. The loss follows ZeroMamba (`arXiv:2408.14868
+    <https://arxiv.org/abs/2408.14868>`_): ``loss`` (cross-entropy by
+    default) over the *seen* classes of the compatibility scores, plus the
+    optional ``attr_loss`` between ``Â`` and the ground-truth class's
+    attribute vector (ZeroMamba: L1 with weight λ = 1.0 CUB, 0.2 SUN, 0 AWA2).
+
+    Soft labels from mmpretrain's batch augments (``gt_score`` from Mixup /
+    CutMix over all C classes) are supported: the cross-entropy takes their
+    seen-class columns and the regression target is the label-weighted
+    mixture of class attribute vectors.
 
     Args:
         num_attributes (int): Attribute dimension A.
-        ce_loss_weight (float): Weight of the seen-class cross-entropy.
-            Defaults to 1.0.
-        attr_loss_weight (float): Weight λ of the attribute regression loss
-            (ZeroMamba: 1.0 CUB, 0.2 SUN, 0.0 AWA2). Defaults to 0.0.
-        attr_loss (str): ``'l1'`` (ZeroMamba) or ``'mse'``. Defaults to 'l1'.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        loss (dict): Config of the classification loss over the seen classes'
+            scores, built from the registry. Defaults to
+            ``dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0)``.
+        attr_loss (dict, optional): Config of the attribute regression loss,
+            e.g. ``dict(type='zeromamba_mm.AttributeRegressionLoss',
+            criterion='l1', loss_weight=1.0)``. None (default) disables it.
+        init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
     def __init__(self,
                  num_attributes: int,
-                 ce_loss_weight: float = 1.0,
-                 attr_loss_weight: float = 0.0,
-                 attr_loss: str = 'l1',
+                 loss: dict = dict(
+                     type='mmpretrain.CrossEntropyLoss', loss_weight=1.0),
+                 attr_loss: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
-        if attr_loss not in ('l1', 'mse'):
-            raise ValueError(
-                f"attr_loss must be 'l1' or 'mse', but got {attr_loss!r}")
         self.num_attributes = int(num_attributes)
-        self.ce_loss_weight = ce_loss_weight
-        self.attr_loss_weight = attr_loss_weight
-        self.attr_loss = attr_loss
+        self.loss_module = self._build_loss(loss, 'loss')
+        self.attr_loss_module = (
+            None if attr_loss is None else self._build_loss(
+                attr_loss, 'attr_loss'))
+        self.register_buffer(
+            'class_attributes', torch.zeros(0, 0), persistent=False)
+        self.register_buffer(
+            'seen_classes', torch.zeros(0, dtype=torch.long), persistent=False)
 
-    def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """Predict the attribute vector ``Â`` (B, A) from the features."""
-        raise NotImplementedError
+    @staticmethod
+    def _build_loss(cfg, name: str):
+        if isinstance(cfg, torch.nn.Module):
+            return cfg
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise TypeError(
+                f'{name} must be a loss config dict with a "type" key, e.g. '
+                "dict(type='mmpretrain.CrossEntropyLoss'); got "
+                f'{cfg!r}.')
+        return MODELS.build(cfg)
 
-    def class_scores(self, pred_attributes: Tensor,
-                     class_attributes: Tensor) -> Tensor:
-        """Compatibility scores ``Â · a_cᵀ`` of shape (B, C)."""
-        return pred_attributes @ class_attributes.t()
+    # ----------------------------------------------------------- semantics
+    def set_class_semantics(self,
+                            class_attributes: ArrayLike,
+                            seen_classes: Optional[ArrayLike] = None) -> None:
+        """Set the classes the head scores.
 
-    def check_class_attributes(self, class_attributes: Tensor) -> None:
-        """Fail clearly if the class-attribute matrix does not fit the head."""
+        Args:
+            class_attributes: (C, A) attribute vector of every class, in the
+                order of the global class ids.
+            seen_classes: Global ids of the training classes (needed by the
+                loss only). Defaults to none.
+        """
+        device = self.class_attributes.device
+        attributes = torch.as_tensor(
+            np.asarray(class_attributes), dtype=torch.float32, device=device)
+        self.check_class_attributes(attributes)
+        self.class_attributes = attributes
+        self.seen_classes = class_ids(seen_classes, attributes.shape[0],
+                                      'seen_classes', device)
+
+    def check_class_attributes(self,
+                               class_attributes: Optional[Tensor] = None
+                               ) -> None:
+        """Fail clearly if the class-attribute matrix does not fit the head.
+
+        Args:
+            class_attributes (Tensor, optional): The matrix to check; the
+                head's own by default.
+        """
+        if class_attributes is None:
+            class_attributes = self.class_attributes
         if class_attributes.dim() != 2 or class_attributes.numel() == 0:
             raise RuntimeError(
                 'The class-attribute matrix is not set (or empty): add '
                 "dict(type='zeromamba_mm.ZSLSemanticsHook') to custom_hooks "
-                'or call model.set_class_semantics(...) first.')
+                'or call set_class_semantics(...) on the model first.')
         if class_attributes.shape[1] != self.num_attributes:
             raise ValueError(
                 f'{type(self).__name__} was built with num_attributes='
                 f'{self.num_attributes}, but the class-attribute matrix has '
                 f'{class_attributes.shape[1]} attributes per class '
                 f'(shape {tuple(class_attributes.shape)}).')
+        if not torch.isfinite(class_attributes).all():
+            raise ValueError(
+                'The class-attribute matrix contains NaN or inf values.')
 
-    def loss(self, feats: Tuple[Tensor, ...], data_samples: List[DataSample],
-             class_attributes: Tensor,
-             seen_classes: Tensor) -> Dict[str, Tensor]:
-        """Seen-class cross-entropy plus attribute regression.
+    @property
+    def seen_attributes(self) -> Tensor:
+        """(S, A) attribute vectors of the seen classes."""
+        if self.seen_classes.numel() == 0:
+            raise RuntimeError(
+                'No seen classes are set on the model: add '
+                "dict(type='zeromamba_mm.ZSLSemanticsHook') to custom_hooks.")
+        return self.class_attributes[self.seen_classes]
+
+    # ----------------------------------------------------------- scoring
+    def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
+        """Predict the attribute vector ``Â`` (B, A) from the features."""
+        raise NotImplementedError
+
+    def class_scores(self,
+                     pred_attributes: Tensor,
+                     class_attributes: Optional[Tensor] = None) -> Tensor:
+        """Compatibility scores ``Â · aᵀ`` of shape (B, C).
 
         Args:
-            feats (tuple[Tensor]): Features from the neck/backbone.
-            data_samples (list[DataSample]): Samples with global ``gt_label``.
-            class_attributes (Tensor): (C, A) attributes of all classes.
-            seen_classes (Tensor): Sorted global ids of the training classes.
-
-        Returns:
-            dict[str, Tensor]: ``loss_ce`` and, when its weight is non-zero,
-            ``loss_attr``.
+            pred_attributes (Tensor): (B, A) predicted attributes.
+            class_attributes (Tensor, optional): (C, A) classes to score; the
+                head's current classes by default.
         """
-        self.check_class_attributes(class_attributes)
-        pred_attributes = self(feats)
-        labels = torch.cat([s.gt_label for s in data_samples]).to(
-            pred_attributes.device)
-        local_labels = self.to_seen_local_labels(labels, seen_classes)
-        seen_scores = self.class_scores(pred_attributes,
-                                        class_attributes[seen_classes])
-        losses = {
-            'loss_ce':
-            self.ce_loss_weight * F.cross_entropy(seen_scores, local_labels)
-        }
-        if self.attr_loss_weight:
-            target = class_attributes[labels]
-            if self.attr_loss == 'l1':
-                regression = F.l1_loss(pred_attributes, target)
-            else:
-                regression = F.mse_loss(pred_attributes, target)
-            losses['loss_attr'] = self.attr_loss_weight * regression
-        return losses
+        if class_attributes is None:
+            class_attributes = self.class_attributes
+        return pred_attributes @ class_attributes.t()
 
+    def predict_scores(self, feats: Tuple[Tensor, ...]) -> Tensor:
+        """Raw scores (B, C) of all current classes used by :meth:`predict`."""
+        return self.class_scores(self(feats))
+
+    # ----------------------------------------------------------- labels
     @staticmethod
-    def to_seen_local_labels(labels: Tensor, seen_classes: Tensor) -> Tensor:
-        """Map global class ids to positions in ``seen_classes``."""
+    def get_labels(data_samples: Sequence[DataSample],
+                   device: torch.device) -> Tensor:
+        """Global hard labels (B,) of the samples."""
+        return torch.cat([s.gt_label for s in data_samples]).to(device)
+
+    def get_soft_targets(self, data_samples: Sequence[DataSample],
+                         device: torch.device) -> Optional[Tensor]:
+        """Soft labels (B, C) from batch augments, or None for hard labels."""
+        if not data_samples or 'gt_score' not in data_samples[0]:
+            return None
+        scores = torch.stack([s.gt_score for s in data_samples]).to(device)
+        num_classes = self.class_attributes.shape[0]
+        if scores.shape[1] != num_classes:
+            raise ValueError(
+                f'Soft labels (gt_score) have {scores.shape[1]} classes but '
+                f'the class-attribute matrix has {num_classes}: set '
+                f'num_classes={num_classes} (all classes, seen and unseen) in '
+                'the Mixup/CutMix configs of train_cfg.augments.')
+        return scores.float()
+
+    def to_seen_local_labels(self, labels: Tensor) -> Tensor:
+        """Map global class ids (B,) to positions in ``seen_classes``."""
+        seen_classes = self.seen_classes
         if seen_classes.numel() == 0:
             raise RuntimeError(
                 'No seen classes are set on the model: add '
@@ -128,19 +223,76 @@ class AttributeHead(BaseModule):
                 'not train on unseen classes (check the dataset split).')
         return local
 
+    def seen_targets(self, data_samples: Sequence[DataSample],
+                     device: torch.device) -> Tuple[Tensor, Tensor]:
+        """Targets of the seen-class loss and of the attribute regression.
+
+        Returns:
+            tuple[Tensor, Tensor]: The classification target — seen-local
+            hard labels (B,) or seen-class soft labels (B, S) — and the
+            regression target (B, A).
+        """
+        soft = self.get_soft_targets(data_samples, device)
+        if soft is None:
+            labels = self.get_labels(data_samples, device)
+            return (self.to_seen_local_labels(labels),
+                    self.class_attributes[labels])
+        seen_mask = torch.zeros(
+            soft.shape[1], dtype=torch.bool, device=device)
+        seen_mask[self.seen_classes] = True
+        if (soft[:, ~seen_mask] > 0).any():
+            raise ValueError(
+                'Soft labels put mass on unseen classes; a zero-shot model '
+                'must not train on unseen classes (check the dataset split).')
+        return soft[:, self.seen_classes], soft @ self.class_attributes
+
+    # ----------------------------------------------------------- loss
+    def loss(self, feats: Tuple[Tensor, ...],
+             data_samples: List[DataSample]) -> Dict[str, Tensor]:
+        """Seen-class classification loss plus attribute regression.
+
+        Args:
+            feats (tuple[Tensor]): Features from the neck/backbone.
+            data_samples (list[DataSample]): Samples with global ``gt_label``
+                (or ``gt_score`` from batch augments).
+
+        Returns:
+            dict[str, Tensor]: ``loss_ce`` and, when ``attr_loss`` is set,
+            ``loss_attr``.
+        """
+        self.check_class_attributes()
+        return self.loss_by_attributes(self(feats), data_samples)
+
+    def loss_by_attributes(self, pred_attributes: Tensor,
+                           data_samples: List[DataSample]
+                           ) -> Dict[str, Tensor]:
+        """The head's losses for given predicted attributes ``Â`` (B, A)."""
+        target, attr_target = self.seen_targets(data_samples,
+                                                pred_attributes.device)
+        seen_scores = self.class_scores(pred_attributes, self.seen_attributes)
+        losses = {'loss_ce': self.loss_module(seen_scores, target)}
+        if self.attr_loss_module is not None:
+            losses['loss_attr'] = self.attr_loss_module(
+                pred_attributes, attr_target)
+        return losses
+
+    # ----------------------------------------------------------- predict
     def predict(self,
                 feats: Tuple[Tensor, ...],
-                class_attributes: Tensor,
                 data_samples: Optional[Sequence[Optional[DataSample]]] = None
                 ) -> List[DataSample]:
         """Score all classes and pack predictions.
 
-        ``pred_score`` holds the raw compatibility scores over *all* classes
-        (seen and unseen); calibration (e.g. calibrated stacking) is left to
-        the metric, which needs the raw scores.
+        ``pred_score`` holds the raw scores over *all* current classes (seen
+        and unseen); calibration (e.g. calibrated stacking) is left to the
+        metric, which needs the raw scores.
+
+        Args:
+            feats (tuple[Tensor]): Features from the neck/backbone.
+            data_samples (list[DataSample], optional): Samples to fill.
         """
-        self.check_class_attributes(class_attributes)
-        scores = self.class_scores(self(feats), class_attributes).detach()
+        self.check_class_attributes()
+        scores = self.predict_scores(feats).detach()
         labels = scores.argmax(dim=1, keepdim=True)
         if data_samples is None:
             data_samples = [None] * scores.size(0)

@@ -20,7 +20,10 @@ class LinearAttributeHead(AttributeHead):
         in_channels (int): Dimension of the pooled feature.
         num_attributes (int): Attribute dimension A.
         dropout (float): Dropout before the projection. Defaults to 0.
-        **kwargs: Loss options of :class:`AttributeHead`.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to a normal init (std 0.01) of the projection.
+        **kwargs: Loss options of :class:`AttributeHead` (``loss``,
+            ``attr_loss``).
     """
 
     def __init__(self,

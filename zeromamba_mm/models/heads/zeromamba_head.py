@@ -33,8 +33,8 @@ class ZeroMambaHead(AttributeHead):
     Args:
         num_attributes (int): Number of attributes A.
         in_channels (int): Channels of ``x_pre``. Defaults to 768.
-        imagenet_dim (int): Dimension of the ImageNet logits. Defaults to
-            1000.
+        imagenet_classes (int): Number of ImageNet classes, the dimension of
+            the logits GRL reads. Defaults to 1000.
         w2v_dim (int): Word-vector dimension. Defaults to 300.
         word_vectors (str | Path | ndarray | Tensor, optional): Attribute word
             vectors ``V₀`` initialising SLP's ``V``; None learns ``V`` from a
@@ -46,15 +46,15 @@ class ZeroMambaHead(AttributeHead):
             bare division. Defaults to 1e-12.
         normalize_local (bool): L2-normalise ``Ã_local`` in SeF. Defaults to
             True (the authors' training).
-        **kwargs: Loss options of :class:`AttributeHead` (``attr_loss_weight``
-            = λ: 1.0 CUB, 0.2 SUN, 0.0 AWA2; ``ce_loss_weight``,
-            ``attr_loss``) and ``init_cfg``.
+        **kwargs: Loss options of :class:`AttributeHead` (``loss``, and
+            ``attr_loss`` = L1 with weight λ: 1.0 CUB, 0.2 SUN, 0.0 AWA2) and
+            ``init_cfg``.
     """
 
     def __init__(self,
                  num_attributes: int,
                  in_channels: int = 768,
-                 imagenet_dim: int = 1000,
+                 imagenet_classes: int = 1000,
                  w2v_dim: int = 300,
                  word_vectors: Optional[WordVectorSource] = None,
                  mlp_hidden: int = 512,
@@ -70,7 +70,7 @@ class ZeroMambaHead(AttributeHead):
             word_vectors=word_vectors,
             mlp_hidden=mlp_hidden)
         self.grl = GlobalRepresentationLearning(
-            num_attributes, in_channels=imagenet_dim, bias=grl_bias)
+            num_attributes, in_channels=imagenet_classes, bias=grl_bias)
         self.sef = SemanticFusion(eps=l2_eps, normalize_local=normalize_local)
 
     @staticmethod

@@ -27,7 +27,7 @@ class ZeroMambaNeck(BaseModule):
     the last stage map ``x_pre`` (before the classifier norm) to SLP and the
     fine-tuned ImageNet logits to GRL. This neck owns that classifier —
     ``norm`` (LayerNorm2d over channels, VMamba's ``classifier.norm``) →
-    global average pool → ``fc`` Linear(C, num_classes) — and returns
+    global average pool → ``fc`` Linear(C, imagenet_classes) — and returns
     ``(x_pre, imagenet_logits)``.
 
     Weights come from an ImageNet checkpoint through
@@ -42,8 +42,9 @@ class ZeroMambaNeck(BaseModule):
 
     Args:
         in_channels (int): Channels C of the last stage. Defaults to 768.
-        num_classes (int): Classes of the ImageNet classifier. Defaults to
-            1000.
+        imagenet_classes (int): Classes of the ImageNet classifier (named so
+            that mmpretrain's ClassNumCheckHook does not read them as the
+            dataset's classes). Defaults to 1000.
         norm (str, optional): ``'ln2d'`` (VMamba) or None/``'none'`` for
             backbones whose pooled features feed the classifier directly
             (ResNet). Defaults to 'ln2d'.
@@ -55,7 +56,7 @@ class ZeroMambaNeck(BaseModule):
 
     def __init__(self,
                  in_channels: int = 768,
-                 num_classes: int = 1000,
+                 imagenet_classes: int = 1000,
                  norm: Optional[str] = 'ln2d',
                  norm_eps: float = 1e-5,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
@@ -66,15 +67,15 @@ class ZeroMambaNeck(BaseModule):
             raise ValueError(
                 f"ZeroMambaNeck norm must be 'ln2d' or None, got {norm!r}.")
         self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
+        self.imagenet_classes = int(imagenet_classes)
         self.norm = (
             LayerNorm2d(self.in_channels, eps=norm_eps)
             if norm is not None else None)
-        self.fc = nn.Linear(self.in_channels, self.num_classes)
+        self.fc = nn.Linear(self.in_channels, self.imagenet_classes)
 
     # ---------------------------------------------------------- forward ---
     def imagenet_logits(self, x_pre: Tensor) -> Tensor:
-        """The ImageNet classifier's logits (B, num_classes) of ``x_pre``."""
+        """The ImageNet classifier's logits (B, imagenet_classes)."""
         x = self.norm(x_pre) if self.norm is not None else x_pre
         return self.fc(x.mean(dim=(2, 3)))
 
@@ -208,7 +209,7 @@ class ZeroMambaNeck(BaseModule):
             hint=(f'Read {fc_prefix}* as fc' +
                   (f' and {norm_prefix}* as norm' if norm_prefix else '') +
                   f'; the neck has in_channels={self.in_channels}, '
-                  f'num_classes={self.num_classes}.'))
+                  f'imagenet_classes={self.imagenet_classes}.'))
         print_log(
             f'ZeroMambaNeck: loaded the ImageNet classifier from {path} '
             f'({", ".join(sorted(set(chosen.values())))})',

@@ -1,0 +1,3 @@
+from .attribute_regression_loss import AttributeRegressionLoss
+
+__all__ = ['AttributeRegressionLoss']
