@@ -569,7 +569,7 @@ def test_table_errors(tmp_path):
     _write(tmp_path / 'im.csv', 'a.jpg,cat,trainval\nb.jpg,dog,test_seen\n')
     with pytest.raises(ZSLDataError, match=r"no trainval image.*\['dog'\]"):
         ZSLDataset(image_list_file='im.csv', **kwargs)
-    with pytest.raises(ValueError, match='path_preset/path_rule apply'):
+    with pytest.raises(ValueError, match="apply to data_format='xlsa17'"):
         ZSLDataset(path_preset='AWA2', **kwargs)
 
 

@@ -84,7 +84,7 @@ def test_registered_and_hand_computed_values(hub, logs):
     assert res['gzsl/U'] == pytest.approx(75.0)
     assert res['gzsl/S'] == pytest.approx(25.0)
     assert res['gzsl/H'] == pytest.approx(37.5)
-    assert res['gzsl/T1'] == pytest.approx(75.0)
+    assert res['zsl/top1'] == pytest.approx(75.0)
     assert res['gzsl/AUSUC'] == pytest.approx(37.5)
     assert res['gzsl/gamma'] == 1.2
     assert res['gzsl/num_samples'] == 6
@@ -97,7 +97,8 @@ def test_registered_and_hand_computed_values(hub, logs):
                          res['gzsl/best_gamma'], 'raw')
     assert 100 * best['H'] == pytest.approx(40.0)
     assert any('protocol=paper' in line and 'oracle' in line for line in logs)
-    assert any("'c4'" in line and 'no sample' in line for line in logs)
+    assert any("['c4']" in line and 'no sample' in line
+               and 'label space of 5 classes' in line for line in logs)
 
 
 def test_both_score_spaces_and_datasample_input(hub, logs):
@@ -108,7 +109,7 @@ def test_both_score_spaces_and_datasample_input(hub, logs):
     assert (raw['gzsl/U'], raw['gzsl/S'], raw['gzsl/H']) == pytest.approx(
         (25.0, 75.0, 37.5))
     # T1 does not depend on the score space.
-    assert soft['gzsl/T1'] == raw['gzsl/T1'] == pytest.approx(75.0)
+    assert soft['zsl/top1'] == raw['zsl/top1'] == pytest.approx(75.0)
 
 
 def test_empty_classes_reported_once(hub, logs):
@@ -123,7 +124,7 @@ def test_partial_split_reports_what_exists(hub, logs):
     seen_only = np.isin(TARGET, [0, 1])
     res = run_metric(GZSLMetric(), SCORES[seen_only], TARGET[seen_only])
     assert 'gzsl/H' not in res and 'gzsl/U' not in res
-    assert 'gzsl/T1' not in res and 'gzsl/AUSUC' not in res
+    assert 'zsl/top1' not in res and 'gzsl/AUSUC' not in res
     assert res['gzsl/S'] == pytest.approx(75.0)
     assert any('no sample of a unseen class' in line for line in logs)
 
@@ -163,8 +164,10 @@ def test_evaluator_with_dataset_meta(hub):
     evaluator.process(samples[:4])
     evaluator.process(samples[4:])
     res = evaluator.evaluate(len(samples))
-    assert res['zsl_test/H'] == pytest.approx(25.0)
-    assert res['zsl_test/num_samples'] == 6
+    # The prefix goes before the groups.
+    assert res['zsl_test/gzsl/H'] == pytest.approx(25.0)
+    assert res['zsl_test/zsl/top1'] == pytest.approx(75.0)
+    assert res['zsl_test/gzsl/num_samples'] == 6
 
 
 def test_golden_parity(hub):
@@ -184,7 +187,7 @@ def test_golden_parity(hub):
         assert res['gzsl/U'] == pytest.approx(100 * u, abs=1e-6)
         assert res['gzsl/S'] == pytest.approx(100 * s, abs=1e-6)
         assert res['gzsl/H'] == pytest.approx(100 * h, abs=1e-6)
-        assert res['gzsl/T1'] == pytest.approx(100 * case['czsl'], abs=1e-6)
+        assert res['zsl/top1'] == pytest.approx(100 * case['czsl'], abs=1e-6)
 
 
 def _two_ranks(scores, target, size):
@@ -261,7 +264,7 @@ def test_dedupe_key_and_conflicts(hub):
         run_metric(GZSLMetric(), indices=indices)
 
 
-def test_clean_protocol_selected_gamma_handoff(hub, logs):
+def test_clean_protocol_sweep_and_selected_gamma(hub, logs):
     rng = np.random.default_rng(3)
     val_scores = rng.normal(size=(40, 5))
     val_target = rng.choice([0, 1, 2, 3], size=40)
@@ -273,39 +276,29 @@ def test_clean_protocol_selected_gamma_handoff(hub, logs):
     assert res['gzsl/gamma'] == pytest.approx(best['gamma'])
     assert res['gzsl/H'] == pytest.approx(100 * best['H'])
     assert 'gzsl/H_best_gamma' not in res  # no oracle keys off 'paper'
-    assert hub.get_info('zsl/selected_gamma') == pytest.approx(best['gamma'])
-    assert hub.get_info('zsl/selected_gamma_val_H') == pytest.approx(
-        res['gzsl/H'])
     assert any('protocol=clean' in line for line in logs)
-
-    # A worse validation round does not replace the published γ ...
-    worse = run_metric(val, np.zeros_like(val_scores), val_target)
-    assert worse['gzsl/H'] < res['gzsl/H']
-    assert hub.get_info('zsl/selected_gamma') == pytest.approx(best['gamma'])
-    # ... a better one does.
-    perfect = np.eye(5)[val_target] * 5
-    better = run_metric(val, perfect, val_target)
-    assert better['gzsl/H'] == pytest.approx(100.0)
-    assert hub.get_info('zsl/selected_gamma') == better['gzsl/gamma']
-    assert better['gzsl/gamma'] != pytest.approx(best['gamma'])
+    # No side effects: nothing written to the message hub.
+    assert hub.runtime_info == {}
 
     test = GZSLMetric(protocol='clean', gamma='selected')
+    test.set_selected_gamma(best['gamma'], 'softmax', source='by a test')
     out = run_metric(test)
-    assert out['gzsl/gamma'] == better['gzsl/gamma']
-    ref = gzsl_accuracy(SCORES, TARGET, [0, 1, 4], [2, 3],
-                        better['gzsl/gamma'])
+    assert out['gzsl/gamma'] == best['gamma']
+    ref = gzsl_accuracy(SCORES, TARGET, [0, 1, 4], [2, 3], best['gamma'])
     assert out['gzsl/H'] == pytest.approx(100 * ref['H'])
-    # The test metric reads, never publishes.
-    assert hub.get_info('zsl/selected_gamma_val_H') == pytest.approx(100.0)
-
+    assert any('by a test' in line for line in logs)
     with pytest.raises(ValueError, match="score_space='softmax'"):
-        run_metric(
-            GZSLMetric(protocol='clean', gamma='selected', score_space='raw'))
+        GZSLMetric(
+            protocol='clean', gamma='selected',
+            score_space='raw').set_selected_gamma(0.1, 'softmax')
+    with pytest.raises(ValueError, match='finite'):
+        test.set_selected_gamma(float('nan'), 'softmax')
 
 
-def test_selected_gamma_without_publication_fails(hub):
+def test_selected_gamma_without_a_gamma_fails(hub):
     metric = GZSLMetric(protocol='clean', gamma='selected')
-    with pytest.raises(RuntimeError, match=r'gamma=<float>'):
+    with pytest.raises(
+            RuntimeError, match=r'SelectedGammaHook.*gamma=<float>'):
         run_metric(metric)
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import types
+import warnings
 
 import pytest
 import torch
@@ -314,7 +315,7 @@ def no_mamba(monkeypatch):
 
 def test_forced_mamba_without_mamba_ssm_raises(no_mamba):
     x = make_inputs()
-    with pytest.raises(RuntimeError, match='mamba_ssm.*could not be imported'):
+    with pytest.raises(RuntimeError, match='could not be loaded.*mamba_ssm'):
         selective_scan(**x, backend='mamba')
 
 
@@ -333,11 +334,34 @@ def test_auto_on_cuda_without_mamba_is_triton(monkeypatch, no_mamba):
     assert resolve_backend('auto', torch.randn(1, 4, 8)) == 'torch'
 
 
-@pytest.fixture
-def fake_mamba(monkeypatch):
-    """A stand-in `mamba_ssm` whose kernel is the reference and records the
-    dtypes it was given."""
-    calls = []
+def install_fake_mamba(monkeypatch, fn, extension='module'):
+    """Put a stand-in `mamba_ssm` in sys.modules whose interface module
+    exposes ``fn`` as ``selective_scan_fn``.
+
+    ``extension``: ``'module'`` (a loaded ``selective_scan_cuda``, as in a
+    full install), ``None`` (mamba-ssm main without its opt-in extension:
+    the attribute is None) or ``'absent'`` (older layout without the
+    attribute, and ``import selective_scan_cuda`` failing).
+    """
+    names = [
+        'mamba_ssm', 'mamba_ssm.ops', 'mamba_ssm.ops.selective_scan_interface'
+    ]
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    interface = sys.modules[names[-1]]
+    interface.selective_scan_fn = fn
+    if extension == 'module':
+        interface.selective_scan_cuda = types.ModuleType('selective_scan_cuda')
+    elif extension is None:
+        interface.selective_scan_cuda = None
+    else:
+        monkeypatch.setitem(sys.modules, 'selective_scan_cuda', None)
+    mamba_mod.reset_mamba_cache()
+    dispatch._WARNED.clear()
+
+
+def recording_reference(calls):
+    """A stand-in kernel: the reference, recording the dtypes it got."""
 
     def selective_scan_fn(u,
                           delta,
@@ -358,15 +382,18 @@ def fake_mamba(monkeypatch):
         return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias,
                                   delta_softplus, return_last_state)
 
-    names = [
-        'mamba_ssm', 'mamba_ssm.ops', 'mamba_ssm.ops.selective_scan_interface'
-    ]
-    for name in names:
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    sys.modules[names[-1]].selective_scan_fn = selective_scan_fn
-    mamba_mod.reset_mamba_cache()
+    return selective_scan_fn
+
+
+@pytest.fixture
+def fake_mamba(monkeypatch):
+    """A working stand-in mamba-ssm; yields the calls its kernel got
+    (without the one-off probe call)."""
+    calls = []
+    install_fake_mamba(monkeypatch, recording_reference(calls))
     yield calls
     mamba_mod.reset_mamba_cache()
+    dispatch._WARNED.clear()
 
 
 def test_mamba_dispatch_needs_cuda_tensors(fake_mamba):
@@ -383,6 +410,7 @@ def test_auto_on_cuda_with_mamba(monkeypatch, fake_mamba):
     x = make_inputs(dtype=torch.bfloat16)
     x['B'] = x['B'].detach().float().requires_grad_()  # mixed, as in AMP
     assert resolve_backend('auto', x['u']) == 'mamba'
+    fake_mamba.clear()  # the probe's call
     y = selective_scan(**x, delta_softplus=True)
     assert y.dtype == torch.bfloat16
     (call, ) = fake_mamba
@@ -394,6 +422,65 @@ def test_auto_on_cuda_with_mamba(monkeypatch, fake_mamba):
     # float64 is not for mamba-ssm: auto falls to triton.
     assert resolve_backend('auto', torch.zeros(1, dtype=torch.float64)) == \
         'triton'
+
+
+@pytest.mark.parametrize('extension,match', [
+    (None, 'MAMBA_KEEP_CUDA_BUILD'),
+    ('absent', 'selective_scan_cuda'),
+])
+def test_mamba_without_extension_falls_back_with_one_warning(
+        monkeypatch, extension, match):
+    # mamba-ssm's main branch: the interface imports, the extension is
+    # opt-in and missing; the first kernel call would fail.
+    calls = []
+    install_fake_mamba(monkeypatch, recording_reference(calls), extension)
+    monkeypatch.setattr(dispatch, '_is_cuda', lambda t: True)
+    u = torch.randn(1, 4, 8)
+    with pytest.warns(RuntimeWarning, match=match) as record:
+        assert resolve_backend('auto', u) == 'triton'
+    assert len(record) == 1 and "using the 'triton' backend" in str(
+        record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no second warning
+        assert resolve_backend('auto', u) == 'triton'
+    with pytest.raises(RuntimeError, match=match):
+        resolve_backend('mamba', u)
+    assert not calls  # never called without its extension
+    mamba_mod.reset_mamba_cache()
+
+
+@pytest.mark.parametrize('failure', ['raises', 'wrong'])
+def test_mamba_first_call_failure_falls_back(monkeypatch, failure):
+    # Import and extension fine, but the kernel fails on this device (no
+    # kernel image for the GPU, ABI mismatch) or gives wrong numbers.
+    calls = []
+
+    def broken(u, delta, A, B, C, **kwargs):
+        calls.append(1)
+        if failure == 'raises':
+            raise RuntimeError('no kernel image is available for execution')
+        return (u * 0).sum() * 0 + u * 0
+
+    install_fake_mamba(monkeypatch, broken)
+    monkeypatch.setattr(dispatch, '_is_cuda', lambda t: True)
+    x = make_inputs(dtype=torch.float32)
+    with pytest.warns(RuntimeWarning, match='tiny input|wrong results'):
+        assert resolve_backend('auto', x['u']) == 'triton'
+    assert calls == [1]  # the probe, once
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert resolve_backend('auto', x['u']) == 'triton'
+    assert calls == [1]  # cached
+    with pytest.raises(RuntimeError, match='tiny input|wrong results'):
+        resolve_backend('mamba', x['u'])
+    mamba_mod.reset_mamba_cache()
+
+
+def test_mamba_probe_runs_under_no_grad(monkeypatch, fake_mamba):
+    monkeypatch.setattr(dispatch, '_is_cuda', lambda t: True)
+    with torch.no_grad():
+        assert resolve_backend('auto', torch.randn(1, 4, 8)) == 'mamba'
+    assert len(fake_mamba) == 1  # the probe ran (with gradients)
 
 
 @pytest.mark.parametrize('bad,match', [
@@ -492,3 +579,68 @@ def test_triton_kernels_compile_for_sm90(per_group, d_state):
                           (tri._bwd_kernel, dict(HAS_GLAST=True))):
         report = _ptxas_report(kernel, dict(common, **extra), warps)
         assert '0 bytes spill stores' in report, report
+
+
+# ------------------------------------------------------ empty sequences
+
+
+@pytest.mark.parametrize('backend', ['auto', 'torch', 'ref'])
+@pytest.mark.parametrize('last', [False, True])
+def test_empty_sequence(backend, last):
+    # L = 0: empty y, the zero initial state, zero gradients (not a
+    # ZeroDivisionError from the chunking).
+    x = make_inputs(length=0, d_state=3, groups=2, with_z=True)
+    y, s, grads = run(x, backend, last=last)
+    assert y.shape == (2, 8, 0) and y.dtype == x['u'].dtype
+    if last:
+        assert s.shape == (2, 8, 3) and s.dtype == torch.float64
+        assert not s.any()
+    assert grads.keys() == {k for k in ARGS if x[k] is not None}
+    for k, v in grads.items():
+        assert v.shape == x[k].shape and not v.any(), k
+
+
+def test_empty_sequence_fixed_bc_float32():
+    u = torch.zeros(3, 4, 0)
+    y, s = selective_scan(
+        u, u, -torch.ones(4, 2), torch.ones(4, 2), torch.ones(4, 2),
+        return_last_state=True)
+    assert y.shape == (3, 4, 0) and s.shape == (3, 4, 2)
+    assert s.dtype == torch.float32 and not s.any()
+
+
+def test_fixed_bc_shape_is_checked():
+    x = make_inputs(dtype=torch.float32)
+    x['B'] = torch.zeros(8, 2)  # d_state is 1
+    with pytest.raises(ValueError, match=r'fixed B must be \(D=8, N=1\)'):
+        selective_scan(**x)
+
+
+def test_torch_different_groupings_of_b_and_c():
+    x = make_inputs(d_state=2, groups=4, length=40)
+    x['C'] = torch.randn(2, 2, 2, 40, dtype=torch.float64,
+                         requires_grad=True)  # G = 2 while B has G = 4
+    assert_match(x, 'torch', rtol=1e-10, atol=1e-11, last=True)
+
+
+# ------------------------------------------------------------ workspace
+
+
+def test_workspace_roles():
+    ws = torch_mod._Workspace(torch.device('cpu'), torch.float32)
+    a = ws.take('decay', (4, 5))
+    with pytest.raises(RuntimeError, match="'decay' is already live"):
+        ws.take('decay', (2, ))
+    ws.release('decay')
+    # A released role's memory goes to the next role that fits.
+    b = ws.take('state', (2, 10))
+    assert b.data_ptr() == a.data_ptr()
+    ws.rename('state', 'dC_terms')
+    with pytest.raises(KeyError):
+        ws.release('state')
+    with ws.scope():
+        c = ws.take('big', (100, ))  # nothing free fits: a new buffer
+        assert c.data_ptr() != b.data_ptr()
+    assert set(ws.live) == {'dC_terms'}
+    ws.release('dC_terms')
+    assert not ws.live and len(ws.free) == 2

@@ -16,12 +16,9 @@ import zeromamba_mm  # noqa: F401
 from zeromamba_mm.apis import ZSLInferencer
 from zeromamba_mm.evaluation import GZSLMetric, seen_unseen_curve
 from zeromamba_mm.registry import MODELS
-from zeromamba_mm.visualization import (CurvePoints,
-                                        compute_attribute_attention,
-                                        plot_attribute_attention,
-                                        plot_seen_unseen_curve,
-                                        points_from_arrays,
-                                        visualize_attribute_attention)
+from zeromamba_mm.visualization import (
+    CurvePoints, compute_attribute_attention, plot_attribute_attention,
+    plot_seen_unseen_curve, points_from_arrays, visualize_attribute_attention)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools'))
 import plot_seen_unseen_curve as curve_tool  # noqa: E402
@@ -54,7 +51,8 @@ test_pipeline = [
     dict(type='Resize', scale=({SIZE}, {SIZE})),
     dict(type='PackInputs'),
 ]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(
+    dataset=dict(type='zeromamba_mm.ZSLDataset', pipeline=test_pipeline))
 """
 
 LINEAR_HEAD = ("head=dict(type='zeromamba_mm.LinearAttributeHead', "
@@ -143,15 +141,24 @@ def test_attention_maps_come_from_slp(work):
             dict(inputs=[torch.from_numpy(resized).permute(2, 0, 1)]),
             False)['inputs']
         feats = model.extract_feat(inputs)
-        _, expected_maps = model.head.slp.attend(feats[0])
         expected_attr = model.head(feats)[0]
+    # SLP's attention re-derived from its parameters (DAZLE-style dense
+    # attention): M[a, r] = softmax_r( v_a W1 f_r ), with unit word vectors
+    # v_a and unit region features f_r.
+    slp = model.head.slp
+    x = feats[0][0].double()  # x_pre (C, h, w)
+    regions = x.flatten(1)
+    regions = regions / regions.norm(dim=0, keepdim=True)
+    words = slp.V.double() / slp.V.double().norm(dim=1, keepdim=True)
+    logits = torch.einsum('ad,dc,cr->ar', words, slp.W1.double(), regions)
+    expected_maps = torch.softmax(
+        logits, dim=1).reshape(NUM_ATTRIBUTES, *x.shape[1:])
     assert result.maps.shape == (NUM_ATTRIBUTES, SIZE // 16, SIZE // 16)
     np.testing.assert_allclose(
-        result.maps, expected_maps[0].numpy(), atol=1e-6)
-    np.testing.assert_allclose(result.maps.sum(axis=(1, 2)), 1, atol=1e-5)
+        result.maps, expected_maps.detach().numpy(), atol=1e-6)
     np.testing.assert_allclose(
         result.pred_attributes, expected_attr.numpy(), atol=1e-5)
-    scores = inferencer(work['image'])[0]['scores']
+    scores = inferencer(work['image'])[0]['pred_scores']
     np.testing.assert_allclose(result.class_scores, scores, atol=1e-5)
     assert result.pred_label == int(np.argmax(scores))
 
@@ -251,6 +258,59 @@ def test_visualize_attention_cli(work, tmp_path, capsys):
     assert 'missing.png' in capsys.readouterr().err
 
 
+# ----------------------------------------------------------- visualizer --
+def test_visualizer_draws_attention_with_attribute_names(
+        work, tmp_path, monkeypatch):
+    import zeromamba_mm.visualization.zsl_visualizer as vis_module
+    from zeromamba_mm.registry import VISUALIZERS
+    from zeromamba_mm.visualization import ZSLVisualizer
+    seen_names = []
+    draw = vis_module.draw_attribute_attention
+
+    def spy(*args, attribute_names=None, **kwargs):
+        seen_names.append(list(attribute_names))
+        return draw(*args, attribute_names=attribute_names, **kwargs)
+
+    monkeypatch.setattr(vis_module, 'draw_attribute_attention', spy)
+    visualizer = VISUALIZERS.build(
+        dict(
+            type='zeromamba_mm.ZSLVisualizer',
+            name='zsl_vis_test',
+            vis_backends=[dict(type='LocalVisBackend')],
+            save_dir=str(tmp_path / 'backend')))
+    assert isinstance(visualizer, ZSLVisualizer)
+    names = ['shape: circle'] + [f'colour {i}' for i in range(7)]
+    visualizer.dataset_meta = dict(
+        classes=[f'c{i}' for i in range(5)],
+        seen_classes=[0, 1, 2],
+        attribute_names=names)
+    rng = np.random.default_rng(0)
+    maps = torch.softmax(torch.as_tensor(rng.normal(size=(8, 36))), dim=1)
+    sample = DataSample().set_pred_label(3).set_pred_score(
+        torch.as_tensor(rng.random(5)))
+    sample.set_field(maps.reshape(8, 6, 6), 'attention_maps')
+    sample.set_field(torch.as_tensor(rng.random(8)), 'pred_attributes')
+    image = np.full((96, 96, 3), 120, np.uint8)
+    # To the vis backend (as VisualizationHook / test.py --show-dir do).
+    drawn = visualizer.visualize_cls(image, sample, name='img', step=2)
+    (written, ) = glob.glob(
+        str(tmp_path / 'backend' / 'vis_data' / 'vis_image' / 'img_2.png'))
+    on_disk = decode_png(written)[..., ::-1]
+    np.testing.assert_array_equal(on_disk, drawn)
+    # The attention panels sit beside the prediction: wider than tall.
+    assert drawn.shape[1] > drawn.shape[0] > 96
+    assert seen_names == [names]
+    # Without names in the metainfo: attr_<i>; without maps: no panels.
+    visualizer.dataset_meta = dict(classes=[f'c{i}' for i in range(5)])
+    visualizer.visualize_cls(image, sample, out_file=str(tmp_path / 'a.png'))
+    assert seen_names[-1] == [f'attr_{i}' for i in range(8)]
+    plain = DataSample().set_pred_label(1).set_pred_score(torch.ones(5))
+    picture = visualizer.visualize_cls(
+        image, plain, out_file=str(tmp_path / 'b.png'))
+    assert picture.shape == image.shape and len(seen_names) == 2
+    assert decode_png(str(tmp_path / 'b.png')).shape == image.shape
+
+
 # --------------------------------------------------------------- curves --
 def metric_curve(curve_dir, gamma=0.3):
     """Run GZSLMetric on synthetic scores and return its curve JSON path."""
@@ -344,3 +404,39 @@ def test_plot_curve_cli(curve, tmp_path, capsys):
     assert curve_tool.main([path, '--out', out]) == 1
     assert 'exists' in capsys.readouterr().err
     assert open(out, 'rb').read() == before
+
+
+def test_visualizer_sends_the_curve_to_backends(curve, tmp_path):
+    from zeromamba_mm.visualization import ZSLVisualizer
+    path, _, _ = curve
+    visualizer = ZSLVisualizer(
+        name='zsl_curve_test',
+        vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path))
+    drawn = visualizer.visualize_seen_unseen_curve(path, name='suc', step=4)
+    written = tmp_path / 'vis_data' / 'vis_image' / 'suc_4.png'
+    np.testing.assert_array_equal(decode_png(str(written))[..., ::-1], drawn)
+    assert drawn.shape[0] >= 400 and drawn.std() > 10
+
+
+def test_mmpretrain_visualization_hook_carries_zsl_pictures(tmp_path):
+    from mmpretrain.engine.hooks import VisualizationHook
+
+    from zeromamba_mm.visualization import ZSLVisualizer
+    visualizer = ZSLVisualizer.get_instance(
+        'zsl_hook_test', save_dir=str(tmp_path / 'unused'))
+    visualizer.dataset_meta = dict(
+        classes=['a', 'b', 'c'],
+        seen_classes=[0, 1],
+        attribute_names=['round', 'red', 'big', 'furry'])
+    hook = VisualizationHook(enable=True, interval=1, out_dir=str(tmp_path))
+    assert hook._visualizer is visualizer
+    maps = torch.softmax(torch.randn(4, 16), dim=1).reshape(4, 4, 4)
+    sample = DataSample(img_path='x/bird.png').set_pred_label(2)
+    sample.set_pred_score(torch.tensor([0.1, 0.2, 0.7]))
+    sample.set_field(maps, 'attention_maps')
+    sample.set_field(torch.tensor([0.9, 0.1, 0.5, 0.3]), 'pred_attributes')
+    batch = dict(inputs=[torch.full((3, 64, 64), 90, dtype=torch.uint8)])
+    hook._draw_samples(0, batch, [sample], step=0)
+    picture = decode_png(str(tmp_path / 'bird.png_0.png'))
+    assert picture.shape[1] > picture.shape[0] > 64  # attention beside

@@ -14,6 +14,18 @@ if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$GPUS" ]; then
     exit 2
 fi
 PYTHON=${PYTHON:-python}
+# The master node binds PORT: say so before torchrun fails with a bare
+# "address already in use" (another run on this machine holds the port).
+if [ "$NODE_RANK" = "0" ] && ! $PYTHON -c "import socket, sys
+s = socket.socket()
+try:
+    s.bind(('', int(sys.argv[1])))
+except OSError:
+    sys.exit(1)" "$PORT" 2>/dev/null; then
+    echo "Port $PORT is in use (another distributed run on this machine?)." \
+        "Set another one, e.g. PORT=$((PORT + 1)) bash $0 $*" >&2
+    exit 2
+fi
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 $PYTHON -m torch.distributed.run \
     --nnodes=$NNODES \

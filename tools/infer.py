@@ -8,15 +8,30 @@ scored, including classes never seen in training. Examples::
         work_dirs/demo/epoch_10.pth demo.jpg \
         --class-attributes data/zsl_demo/att_splits.mat
 
-    # your own classes: a CSV with header "class,attr_1,...,attr_A"
-    python tools/infer.py CONFIG CKPT a.jpg b.jpg --class-attributes my.csv \
-        --topk 3 --out results.json
+    # a folder of images, your own classes (CSV "class,attr_1,...,attr_A"),
+    # pictures with the attention maps of SLP
+    python tools/infer.py CONFIG CKPT photos/ --class-attributes my.csv \
+        --topk 3 --out results.json --show-dir vis/
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import sys
+import tempfile
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a float that is neither NaN nor infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number')
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a finite number (NaN and inf are refused)')
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,7 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         description='Zero-shot classification of images by class attributes')
     parser.add_argument('config', help='config file of the model')
     parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument(
+        'images',
+        nargs='+',
+        help='image files or directories (their images, sorted by name)')
     parser.add_argument(
         '--class-attributes',
         help='classes to score: .npy (C, A), .csv with header '
@@ -41,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--score-space', choices=['raw', 'softmax'], default='raw')
     parser.add_argument(
         '--gamma',
-        type=float,
+        type=finite_float,
         default=0.0,
         help='calibrated stacking: subtract GAMMA from seen-class scores')
     parser.add_argument(
@@ -58,17 +76,61 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
         '--out', help='write the results as JSON (never overwrites)')
+    parser.add_argument(
+        '--show-dir',
+        help='save a picture per image (top classes; attention maps for '
+        'heads with SLP) into this folder')
     return parser.parse_args(argv)
+
+
+def expand_images(items):
+    """Files stay; a directory becomes its image files, sorted by name."""
+    from zeromamba_mm.apis.zsl_inferencer import list_images
+    images = []
+    for item in items:
+        images.extend(list_images(item) if osp.isdir(item) else [item])
+    return images
 
 
 def format_table(image: str, result: dict) -> str:
     """A readable ranking of one image."""
-    width = max([len('class')] + [len(c) for c in result['pred_classes']])
+    width = max([len('class')] + [len(c) for c in result['topk_classes']])
     lines = [f'{image}', f'  {"rank":>4}  {"class":<{width}}  {"score":>10}']
     for rank, (name, score) in enumerate(
-            zip(result['pred_classes'], result['pred_scores']), start=1):
+            zip(result['topk_classes'], result['topk_scores']), start=1):
         lines.append(f'  {rank:>4}  {name:<{width}}  {score:>10.4f}')
     return '\n'.join(lines)
+
+
+def _json_safe(value):
+    """NaN/inf (e.g. -inf for classes outside the label space) -> null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_new(path: str, payload: dict) -> None:
+    """Write valid JSON to ``path`` atomically, never replacing a file.
+
+    The data go to a temporary file beside ``path``, which is then linked
+    under its final name (``os.link`` fails if the name exists), so a crash
+    leaves either no file or a complete one.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.infer_', suffix='.json', dir=folder)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        os.remove(tmp)
 
 
 def main(argv=None) -> int:
@@ -81,9 +143,10 @@ def main(argv=None) -> int:
     from zeromamba_mm.apis import ZSLInferencer
     from zeromamba_mm.models.utils import CheckpointMismatchError
     try:
+        images = expand_images(args.images)
         inferencer = ZSLInferencer(
             args.config,
-            args.checkpoint,
+            pretrained=args.checkpoint,
             class_attributes=args.class_attributes,
             class_names=args.class_names,
             seen_classes=(None if args.seen_classes is None else _read_lines(
@@ -91,13 +154,14 @@ def main(argv=None) -> int:
             normalize_attributes=not args.no_normalize,
             device=args.device)
         results = inferencer(
-            args.images,
+            images,
             topk=args.topk,
             batch_size=args.batch_size,
             score_space=args.score_space,
             gamma=args.gamma,
-            label_space=args.label_space)
-    except (OSError, ValueError, KeyError, TypeError,
+            label_space=args.label_space,
+            show_dir=args.show_dir)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError,
             CheckpointMismatchError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -109,8 +173,9 @@ def main(argv=None) -> int:
         notes.append(f'{args.label_space} classes only')
     print(f'{len(inferencer.classes)} classes ({", ".join(notes)})\n')
     print('\n\n'.join(
-        format_table(image, result)
-        for image, result in zip(args.images, results)))
+        format_table(image, result) for image, result in zip(images, results)))
+    if args.show_dir is not None:
+        print(f'\npictures written to {args.show_dir}')
 
     if args.out is not None:
         records = [
@@ -118,10 +183,10 @@ def main(argv=None) -> int:
                 image=image,
                 **{
                     k: v
-                    for k, v in result.items() if k != 'scores'
+                    for k, v in result.items() if k != 'pred_scores'
                 },
-                scores=result['scores'].tolist())
-            for image, result in zip(args.images, results)
+                pred_scores=result['pred_scores'].tolist())
+            for image, result in zip(images, results)
         ]
         payload = dict(
             config=args.config,
@@ -131,11 +196,13 @@ def main(argv=None) -> int:
             gamma=args.gamma,
             label_space=args.label_space,
             results=records)
-        folder = osp.dirname(osp.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        # 'x' mode: never replace a file created since the check above.
-        with open(args.out, 'x', encoding='utf-8') as f:
-            json.dump(payload, f, indent=2)
+        try:
+            write_json_new(args.out, payload)
+        except FileExistsError:
+            print(
+                f'error: {args.out} was created meanwhile; nothing written.',
+                file=sys.stderr)
+            return 1
         print(f'\nresults written to {args.out}')
     return 0
 

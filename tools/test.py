@@ -11,10 +11,10 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (add_launch_args, check_config_inputs,  # noqa: E402
+from _common import (add_launch_args, build_runner,  # noqa: E402
+                     check_cfg_options, check_config_inputs,
                      fit_loaders_to_workers, merge_launcher_env,
                      parse_launch_args, register_all, set_work_dir)
 
@@ -29,6 +29,21 @@ def parse_args() -> argparse.Namespace:
         '--out', help='dump per-sample predictions to this pickle file')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the checkpoint keys that match the model (by default '
+        'a checkpoint of another architecture is refused, naming the first '
+        'missing, unexpected and mis-shaped keys)')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images are saved (enables '
+        'default_hooks.visualization)')
+    parser.add_argument(
+        '--interval',
+        type=int,
+        default=1,
+        help='visualize every N-th test sample (with --show-dir)')
     add_launch_args(
         parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
@@ -42,6 +57,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             f'Checkpoint {args.checkpoint!r} does not exist.')
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    # Evaluating another model's weights must fail loudly (ZSLRunner).
+    cfg.strict_load = not args.partial_load
     if args.amp:
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
@@ -55,55 +72,84 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_evaluator = list(evaluators) + [
             dict(type='DumpResults', out_file_path=args.out)
         ]
+    if args.show_dir is not None:
+        # As mmpretrain's tools/test.py: the VisualizationHook paints the
+        # test samples into show_dir.
+        if 'visualization' not in cfg.get('default_hooks', {}):
+            raise ValueError(
+                '--show-dir needs default_hooks.visualization '
+                "(dict(type='VisualizationHook')) in the config.")
+        cfg.default_hooks.visualization.enable = True
+        cfg.default_hooks.visualization.out_dir = args.show_dir
+        cfg.default_hooks.visualization.interval = args.interval
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     fit_loaders_to_workers(cfg)
     return cfg
 
 
-def restore_selected_gamma(runner: Runner, checkpoint: str) -> None:
-    """Bring back the γ chosen on validation (``clean`` protocol).
+def describe_test_data(dataset) -> str:
+    """One line saying which data are evaluated (type, root, files, split,
+    size), so that a config that still points at other data is noticed."""
+    parts = [type(dataset).__name__]
+    for attr in ('data_root', 'ann_file', 'split', 'data_prefix'):
+        value = getattr(dataset, attr, None)
+        if value not in (None, '', {}):
+            parts.append(f'{attr}={value}')
+    parts.append(f'{len(dataset)} samples')
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if classes is not None:
+        parts.append(f'{len(classes)} classes')
+    return 'Testing on: ' + ', '.join(parts)
 
-    ``GZSLMetric(protocol='clean')`` publishes the γ that maximised H on the
-    validation split in the message hub, which is saved in checkpoints but not
-    restored by ``load_from``. A test metric with ``gamma='selected'`` reads
-    it.
-    """
-    import torch
 
-    # Our own training checkpoint (message hub, numpy scalars): see compat.
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    hub_state = ckpt.get('message_hub', {}) if isinstance(ckpt, dict) else {}
-    for key, value in hub_state.get('runtime_info', {}).items():
-        if key.startswith('zsl/'):
-            runner.message_hub.update_info(key, value)
+#: Summary label -> metric key suffixes (``zsl/top1``; older ``gzsl/T1``).
+SUMMARY_KEYS = (('ZSL T1', ('zsl/top1', '/T1')), ('GZSL U', ('gzsl/U', )),
+                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )),
+                ('AUSUC', ('gzsl/AUSUC', )))
 
 
 def zsl_summary(metrics: dict) -> str:
     """One line with the paper's figures, or '' for other metrics."""
-    labels = dict(T1='ZSL T1', U='GZSL U', S='S', H='H', AUSUC='AUSUC')
     parts = []
-    for short, label in labels.items():
+    for label, suffixes in SUMMARY_KEYS:
         for key, value in metrics.items():
-            if key.endswith('/' + short):
+            if key.endswith(suffixes):
                 parts.append(f'{label} {value:.2f}')
                 break
     return 'Results: ' + ' | '.join(parts) if parts else ''
 
 
-def main() -> None:
+def run() -> None:
     args = parse_args()
     register_all()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
-    runner = Runner.from_cfg(cfg)
-    restore_selected_gamma(runner, args.checkpoint)
+    runner = build_runner(cfg)
+    if runner.rank == 0:
+        # Builds the test loop (mmengine's property); runner.test() reuses it.
+        print(
+            describe_test_data(runner.test_loop.dataloader.dataset),
+            flush=True)
     metrics = runner.test()
     summary = zsl_summary(metrics)
     if summary and runner.rank == 0:
         print(summary, flush=True)
+
+
+def main() -> None:
+    from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.utils import CheckpointLoadError
+    try:
+        run()
+    except (CheckpointLoadError, CheckpointMismatchError) as err:
+        # A checkpoint that cannot be read or does not fit: the message
+        # names the file and the keys; the traceback adds nothing.
+        sys.stderr.write(f'error: {err}\n')
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':

@@ -10,12 +10,13 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (add_launch_args, check_config_inputs,  # noqa: E402
+from _common import (add_launch_args, build_runner,  # noqa: E402
+                     check_cfg_options, check_config_inputs,
                      fit_loaders_to_workers, merge_launcher_env,
-                     parse_launch_args, register_all, set_work_dir)
+                     parse_launch_args, refuse_existing_run, register_all,
+                     set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,7 +29,9 @@ def parse_args() -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from the given checkpoint, or from the latest checkpoint '
-        'in the work dir if no path is given')
+        'in the work dir if no path is given (with none there, a new run '
+        'starts, with a warning). Without --resume, a work dir that already '
+        'holds a run is refused')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
@@ -68,6 +71,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        if '://' not in args.resume and not osp.isfile(args.resume):
+            raise SystemExit(
+                f'--resume {args.resume}: no such checkpoint file. Give an '
+                'existing checkpoint, or --resume alone to resume from the '
+                "work dir's last_checkpoint.")
         cfg.resume = True
         cfg.load_from = args.resume
 
@@ -81,21 +89,35 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     fit_loaders_to_workers(cfg, args.no_pin_memory,
                            args.no_persistent_workers)
     return cfg
 
 
-def main() -> None:
+def run() -> None:
     args = parse_args()
     register_all()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('train', 'val'))
-    runner = Runner.from_cfg(cfg)
+    refuse_existing_run(cfg, args.config, args.resume)
+    runner = build_runner(cfg)
     runner.train()
+
+
+def main() -> None:
+    from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.utils import CheckpointLoadError
+    try:
+        run()
+    except (CheckpointLoadError, CheckpointMismatchError) as err:
+        # A checkpoint that cannot be read or does not fit: the message
+        # names the file and the keys; the traceback adds nothing.
+        sys.stderr.write(f'error: {err}\n')
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':

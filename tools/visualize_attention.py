@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     try:
         inferencer = ZSLInferencer(
             args.config,
-            args.checkpoint,
+            pretrained=args.checkpoint,
             class_attributes=args.class_attributes,
             class_names=args.class_names,
             attribute_names=args.attribute_names,

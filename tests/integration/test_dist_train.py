@@ -81,5 +81,5 @@ def test_two_process_training_counts_every_test_sample_once(
     val = [r for r in records if 'gzsl/num_samples' in r]
     assert val, 'no validation metrics were logged'
     assert val[-1]['gzsl/num_samples'] == num_test
-    for key in ('gzsl/T1', 'gzsl/U', 'gzsl/S', 'gzsl/H'):
+    for key in ('zsl/top1', 'gzsl/U', 'gzsl/S', 'gzsl/H'):
         assert 0.0 <= val[-1][key] <= 100.0

@@ -9,8 +9,9 @@ e.g. ``vssm_small_0229_ckpt_epoch_222.pth``); DST gets
 ``{'meta': {...}, 'state_dict': {...}}`` with ``backbone.*`` (VMamba,
 classifier norm as ``backbone.norm_out``) and ``head.fc.*`` keys, usable by
 ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` and by
-``mmpretrain.apis.get_model(cfg, pretrained=DST)``. SRC is read with
-``weights_only=True``; DST is never overwritten unless ``--force`` is given.
+``mmpretrain.apis.get_model(cfg, pretrained=DST)``. SRC is read safely
+(``weights_only=True``, see ``zeromamba_mm.utils.safe_load``); DST is
+never overwritten unless ``--force`` is given.
 """
 import argparse
 import os
@@ -20,8 +21,9 @@ from typing import List, Optional
 
 import torch
 
-from zeromamba_mm.models.utils import (convert_official_vmamba,
-                                       infer_vmamba_arch, is_mmpretrain_layout,
+from zeromamba_mm.models.backbones.vmamba_checkpoint import (
+    convert_official_vmamba, infer_vmamba_arch)
+from zeromamba_mm.models.utils import (is_mmpretrain_layout,
                                        load_checkpoint_file)
 
 
@@ -54,7 +56,7 @@ def convert_file(src: str, dst: str, force: bool = False) -> dict:
         raise ValueError(f'{src} is already in mmpretrain layout '
                          '("backbone." keys); nothing to convert.')
     state_dict = convert_official_vmamba(official)
-    arch = infer_vmamba_arch(state_dict)
+    arch = infer_vmamba_arch(state_dict, source=src)
     num_classes = arch.pop('num_classes', None)
     meta = dict(
         converted_from=osp.basename(src),

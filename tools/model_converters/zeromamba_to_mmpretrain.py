@@ -20,11 +20,11 @@ a ``zeromamba_mm.ZeroShotClassifier`` built from ``zeromamba_mm.VMamba``
 ``zeromamba_mm.ZeroMambaHead``: ``backbone.*``, ``neck.norm.*``,
 ``neck.fc.*``, ``head.slp.{V,W1,W2}``, ``head.slp.mlp_local.{0,2}.weight``
 and ``head.grl.fc.*``. ``meta`` records the architecture and head settings
-the weights need. SRC is read with ``weights_only=True``; every key must be
+the weights need. SRC is read safely (``weights_only=True``, see
+``zeromamba_mm.utils.safe_load``); every key must be
 recognised; DST is never overwritten unless ``--force`` is given.
 """
 import argparse
-import math
 import os
 import os.path as osp
 import sys
@@ -33,8 +33,9 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from zeromamba_mm.models.utils import (convert_official_vmamba,
-                                       infer_vmamba_arch, load_checkpoint_file)
+from zeromamba_mm.models.backbones.vmamba_checkpoint import (
+    convert_official_vmamba, infer_vmamba_arch)
+from zeromamba_mm.models.utils import load_checkpoint_file
 
 #: The authors' key -> this plugin's key, outside the VMamba backbone.
 HEAD_KEYS = OrderedDict([
@@ -51,25 +52,6 @@ BACKBONE_PREFIX = 'VisionMamba.'
 
 def _shape(t: torch.Tensor) -> tuple:
     return tuple(t.shape)
-
-
-def _dt_rank_setting(state_dict: Mapping[str, torch.Tensor], dims: List[int],
-                     source: str):
-    """``'auto'`` (ceil(C/16) per stage, the release) or one int.
-
-    ``infer_vmamba_arch`` reads the rank of the first block only; the arch
-    setting applies to all stages, so check every stage.
-    """
-    ranks = [
-        int(state_dict[f'backbone.layers.{i}.blocks.0.op.dt_projs_weight'].
-            shape[2]) for i in range(len(dims))
-    ]
-    if ranks == [math.ceil(d / 16) for d in dims]:
-        return 'auto'
-    if len(set(ranks)) == 1:
-        return ranks[0]
-    raise ValueError(f'{source}: per-stage dt ranks {ranks} are neither '
-                     "'auto' (ceil(C/16)) nor one value.")
 
 
 def convert_zeromamba_state_dict(
@@ -123,8 +105,7 @@ def convert_zeromamba_state_dict(
         raise KeyError(f'{source}: unknown classifier keys '
                        f'{[BACKBONE_PREFIX + k for k in stray[:10]]}.')
     converted_vmamba = convert_official_vmamba(vmamba)
-    arch = infer_vmamba_arch(converted_vmamba)
-    arch['dt_rank'] = _dt_rank_setting(converted_vmamba, arch['dims'], source)
+    arch = infer_vmamba_arch(converted_vmamba, source=source)
 
     converted = OrderedDict()
     for key, value in converted_vmamba.items():

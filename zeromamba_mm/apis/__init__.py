@@ -1,7 +1,3 @@
-from .zsl_inferencer import (ClassSemantics, ZSLInferencer,
-                             load_class_semantics, read_checkpoint)
+from .zsl_inferencer import LABEL_SPACES, ZSLInferencer
 
-__all__ = [
-    'ZSLInferencer', 'ClassSemantics', 'load_class_semantics',
-    'read_checkpoint'
-]
+__all__ = ['ZSLInferencer', 'LABEL_SPACES']

@@ -21,7 +21,8 @@ trivially memorisable.
 Written files (``make_demo_data(out_dir)``)::
 
     out_dir/att_splits.mat      att, original_att (A, C), allclasses_names,
-                                trainval_loc, test_seen_loc, test_unseen_loc
+                                trainval_loc, test_seen_loc, test_unseen_loc,
+                                attribute_names (A, 1) cell
     out_dir/res101.mat          image_files (original-style /BS/... paths),
                                 labels (1-based); no features
     out_dir/images/<class>/<class>_<k>.jpg
@@ -30,7 +31,8 @@ Written files (``make_demo_data(out_dir)``)::
     out_dir/README.txt
 
 Load it with ``ZSLDataset(data_root=out_dir, img_prefix='images',
-path_preset='DEMO', attribute_names_file='attributes.txt', split=...)``.
+path_preset='DEMO', split=...)``; ``metainfo['attribute_names']`` comes from
+the ``attribute_names`` cell (``'shape: circle'``...).
 The same seed gives byte-identical files (for a given Pillow/libjpeg).
 """
 import io
@@ -70,8 +72,9 @@ _MAT_HEADER = b'MATLAB 5.0 MAT-file, written by zeromamba_mm demo_data'
 
 
 def attribute_names() -> List[str]:
-    """Names of the 20 attributes, ``group_value``, in column order."""
-    return [f'{g}_{v}' for g, values in ATTRIBUTE_GROUPS for v in values]
+    """Names of the 20 attributes, ``'group: value'`` (e.g. ``'shape:
+    circle'``), in column order, as pictures and reports show them."""
+    return [f'{g}: {v}' for g, values in ATTRIBUTE_GROUPS for v in values]
 
 
 def _multi_hot(combo: Sequence[int]) -> np.ndarray:
@@ -303,7 +306,10 @@ def make_demo_data(out_dir: str,
             att=att.T,
             original_att=original_att.T,
             allclasses_names=_cell(names),
-            **locs))
+            **locs,
+            # Written last, so the bytes of the variables above are those
+            # of the files written before attribute names were added.
+            attribute_names=_cell(attribute_names())))
     _savemat(
         osp.join(out_dir, 'res101.mat'),
         dict(
@@ -354,7 +360,7 @@ Unseen classes:
 Files (xlsa17 layout):
   att_splits.mat     att (A x C, unit columns), original_att (A x C multi-hot),
                      allclasses_names, trainval_loc, test_seen_loc,
-                     test_unseen_loc (1-based uint16)
+                     test_unseen_loc (1-based uint16), attribute_names
   res101.mat         image_files (original-style paths under
                      {DEMO_PATH_PREFIX}), labels (1-based); no features
   images/<class>/    the images
@@ -365,5 +371,5 @@ Files (xlsa17 layout):
 
 Load with:
   ZSLDataset(data_root=<this folder>, img_prefix='images', path_preset='DEMO',
-             attribute_names_file='attributes.txt', split='trainval')
+             split='trainval')
 """

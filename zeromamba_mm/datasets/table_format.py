@@ -23,47 +23,103 @@ Three plain files describe a dataset (all paths relative to ``data_root`` in
   proposed splits hold out 20%); the rest is ``trainval``.
 
 Lines starting with ``#`` and blank lines are ignored. Fields follow the
-``csv`` module's quoting rules, so names with commas can be quoted.
+``csv`` module's quoting rules, so names with commas can be quoted. Files
+are UTF-8 (a BOM, as Excel writes it, is accepted; another encoding is an
+error naming file and line) and are read through :mod:`mmengine.fileio`, so
+they may live on any storage backend.
+
+Refused at load, naming file and line: NaN/inf attribute values, duplicate
+class or attribute names, an image listed twice in one split or in trainval
+and a test split (a leak), and image paths that are absolute or climb out of
+the image root with ``..`` (unless ``allow_paths_outside_prefix=True``).
 """
 import csv
+import io
 import os
 import os.path as osp
+import posixpath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.fileio import get_file_backend
 
-from .xlsa17 import (ZSLAnnotation, ZSLDataError, holdout_per_class,
-                     normalize_rows)
+from .xlsa17 import (ZSLAnnotation, ZSLDataError, check_finite,
+                     check_unique_names, holdout_per_class, normalize_rows)
 
-__all__ = ['load_table_annotation', 'save_table_annotation', 'read_rows']
+__all__ = [
+    'load_table_annotation', 'save_table_annotation', 'read_rows', 'read_text',
+    'check_relative_path'
+]
 
 CLASS_SPLITS = ('seen', 'unseen')
 IMAGE_SPLITS = ('trainval', 'test_seen', 'test_unseen')
 _PATH_HEADERS = ('path', 'img_path', 'image', 'image_path', 'file', 'filename')
 
 
-def read_rows(path: str) -> List[Tuple[int, List[str]]]:
+def _backend(path: str, backend_args: Optional[dict]):
+    return get_file_backend(
+        path, backend_args=backend_args, enable_singleton=True)
+
+
+def read_text(path: str,
+              backend_args: Optional[dict] = None,
+              what: str = 'Zero-shot table file') -> str:
+    """Read a UTF-8 text file (a UTF-8 BOM, as Excel writes, is dropped).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ZSLDataError: on a byte that is not UTF-8, naming file and line.
+    """
+    backend = _backend(path, backend_args)
+    if not backend.exists(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    raw = backend.get(path)
+    try:
+        return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise ZSLDataError(
+            f'{path}:{line}: byte {raw[e.start:e.start + 1]!r} is not UTF-8 '
+            f'({e.reason}). Save the file as UTF-8 (in Excel: "CSV UTF-8").'
+        ) from e
+
+
+def read_rows(
+        path: str,
+        backend_args: Optional[dict] = None) -> List[Tuple[int, List[str]]]:
     """Read a CSV/TXT file into ``(line number, fields)`` pairs.
 
     Blank lines and lines starting with ``#`` are skipped; fields are
-    stripped of surrounding spaces.
+    stripped of surrounding spaces. The file is UTF-8 (with or without a
+    BOM) on any :mod:`mmengine.fileio` backend.
+
+    Args:
+        path (str): Path or URI of the file.
+        backend_args (dict, optional): Arguments of the file backend.
+
+    Returns:
+        list[tuple[int, list[str]]]: 1-based line number and fields.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Zero-shot table file not found: {path}')
+    text = read_text(path, backend_args)
     rows = []
-    with open(path, newline='', encoding='utf-8') as f:
-        for lineno, fields in enumerate(csv.reader(f), start=1):
+    reader = csv.reader(io.StringIO(text, newline=''))
+    try:
+        for fields in reader:
             fields = [x.strip() for x in fields]
             if not any(fields) or fields[0].startswith('#'):
                 continue
-            rows.append((lineno, fields))
+            rows.append((reader.line_num, fields))
+    except csv.Error as e:
+        raise ZSLDataError(f'{path}:{reader.line_num}: {e}') from e
     if not rows:
         raise ZSLDataError(f'{path} holds no rows.')
     return rows
 
 
-def _read_class_list(path: str) -> Tuple[List[str], np.ndarray]:
-    rows = read_rows(path)
+def _read_class_list(
+        path: str,
+        backend_args: Optional[dict]) -> Tuple[List[str], np.ndarray]:
+    rows = read_rows(path, backend_args)
     if [x.lower() for x in rows[0][1]] == ['class', 'split']:
         rows = rows[1:]
     names, is_seen = [], []
@@ -74,23 +130,13 @@ def _read_class_list(path: str) -> Tuple[List[str], np.ndarray]:
                 f'{CLASS_SPLITS}, got {fields}.')
         names.append(fields[0])
         is_seen.append(fields[1].lower() == 'seen')
-    _check_unique(names, path, 'class')
+    check_unique_names(names, path, 'class')
     return names, np.asarray(is_seen, dtype=bool)
 
 
-def _check_unique(names: Sequence[str], path: str, what: str) -> None:
-    seen, dup = set(), []
-    for name in names:
-        if name in seen:
-            dup.append(name)
-        seen.add(name)
-    if dup:
-        raise ZSLDataError(f'{path}: duplicate {what} names {dup[:5]}.')
-
-
-def _read_names(path: str, expected: int, what: str,
-                other: str) -> Tuple[str, ...]:
-    rows = read_rows(path)
+def _read_names(path: str, expected: int, what: str, other: str,
+                backend_args: Optional[dict]) -> Tuple[str, ...]:
+    rows = read_rows(path, backend_args)
     names = [','.join(fields) for _, fields in rows]
     if len(names) != expected:
         raise ZSLDataError(
@@ -99,12 +145,18 @@ def _read_names(path: str, expected: int, what: str,
 
 
 def _read_attributes(path: str, class_names: List[str], class_list_file: str,
-                     attribute_names_file: Optional[str]):
+                     attribute_names_file: Optional[str],
+                     backend_args: Optional[dict]):
     num_classes = len(class_names)
     if path.endswith('.npy'):
-        if not osp.isfile(path):
+        backend = _backend(path, backend_args)
+        if not backend.exists(path):
             raise FileNotFoundError(f'Attribute file not found: {path}')
-        matrix = np.load(path, allow_pickle=False)
+        try:
+            matrix = np.load(io.BytesIO(backend.get(path)), allow_pickle=False)
+        except ValueError as e:
+            raise ZSLDataError(f'Cannot read {path} as a plain .npy array '
+                               f'(pickled arrays are refused): {e}') from e
         if matrix.ndim != 2 or matrix.shape[0] != num_classes:
             raise ZSLDataError(
                 f'{path} has shape {matrix.shape} but {class_list_file} '
@@ -112,16 +164,20 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
         names = None
         if attribute_names_file is not None:
             names = _read_names(attribute_names_file, matrix.shape[1],
-                                'attribute names', f'{path} (columns)')
-        return matrix.astype(np.float64), names
+                                'attribute names', f'{path} (columns)',
+                                backend_args)
+        matrix = matrix.astype(np.float64)
+        check_finite(matrix, path, class_names, names)
+        return matrix, names
 
-    rows = read_rows(path)
+    rows = read_rows(path, backend_args)
     header = rows[0][1]
     attr_names = tuple(header[1:])
     if not attr_names:
         raise ZSLDataError(
             f'{path}: the header row must be "class,attr_1,attr_2,...", got '
             f'{header}.')
+    check_unique_names(attr_names, f'{path} (header)', 'attribute')
     by_name: Dict[str, np.ndarray] = {}
     for lineno, fields in rows[1:]:
         if len(fields) != len(header):
@@ -132,9 +188,17 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
             raise ZSLDataError(f'{path}:{lineno}: duplicate class '
                                f'{fields[0]!r}.')
         try:
-            by_name[fields[0]] = np.asarray(fields[1:], dtype=np.float64)
+            values = np.asarray(fields[1:], dtype=np.float64)
         except ValueError as e:
             raise ZSLDataError(f'{path}:{lineno}: {e}') from e
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ZSLDataError(
+                f'{path}:{lineno}: class {fields[0]!r} has NaN/inf for '
+                f'attribute(s) {[attr_names[j] for j in bad[:5]]} '
+                f'({[fields[1 + j] for j in bad[:5]]}). Fill in the missing '
+                'values before training.')
+        by_name[fields[0]] = values
     missing = [n for n in class_names if n not in by_name]
     extra = [n for n in by_name if n not in set(class_names)]
     if missing or extra:
@@ -144,15 +208,42 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
             f'class list {extra[:5]}.')
     if attribute_names_file is not None:
         attr_names = _read_names(attribute_names_file, len(attr_names),
-                                 'attribute names', f'{path} (header)')
+                                 'attribute names', f'{path} (header)',
+                                 backend_args)
     return np.stack([by_name[n] for n in class_names]), attr_names
 
 
-def _read_image_list(path: str, class_index: Dict[str, int]):
-    rows = read_rows(path)
+def check_relative_path(path: str, source: str) -> None:
+    """Refuse an image path that is absolute or climbs out of ``img_prefix``.
+
+    Args:
+        path (str): A path of the image list.
+        source (str): ``file:line`` for the message.
+
+    Raises:
+        ZSLDataError: for ``/abs/path``, ``C:\\...``, ``s3://...`` or a path
+            whose ``..`` leave the image root.
+    """
+    unix = path.replace('\\', '/')
+    absolute = (
+        unix.startswith('/') or '://' in unix
+        or (len(unix) > 1 and unix[1] == ':' and unix[0].isalpha()))
+    climbs = posixpath.normpath(unix).split('/')[0] == '..'
+    if absolute or climbs:
+        raise ZSLDataError(
+            f'{source}: image path {path!r} is '
+            f'{"absolute" if absolute else "outside img_prefix (..)"}; '
+            'image lists hold paths relative to img_prefix. Pass '
+            'allow_paths_outside_prefix=True if this is intended.')
+
+
+def _read_image_list(path: str, class_index: Dict[str, int],
+                     allow_paths_outside_prefix: bool,
+                     backend_args: Optional[dict]):
+    rows = read_rows(path, backend_args)
     if rows[0][1][0].lower() in _PATH_HEADERS:
         rows = rows[1:]
-    paths, labels, splits = [], [], []
+    paths, labels, splits, lines = [], [], [], []
     for lineno, fields in rows:
         if len(fields) not in (2, 3):
             raise ZSLDataError(
@@ -166,26 +257,50 @@ def _read_image_list(path: str, class_index: Dict[str, int]):
             raise ZSLDataError(
                 f'{path}:{lineno}: split {fields[2]!r} is not one of '
                 f'{IMAGE_SPLITS}.')
+        if not allow_paths_outside_prefix:
+            check_relative_path(fields[0], f'{path}:{lineno}')
         paths.append(fields[0])
         labels.append(class_index[fields[1]])
         splits.append(fields[2] if len(fields) == 3 else None)
+        lines.append(lineno)
     with_split = sum(s is not None for s in splits)
     if 0 < with_split < len(splits):
         raise ZSLDataError(
             f'{path}: {with_split} of {len(splits)} rows have a split column; '
             'give it on every row or on none.')
     return paths, np.asarray(
-        labels, dtype=np.int64), (
-            splits if with_split else None)
+        labels, dtype=np.int64), (splits if with_split else None), lines
 
 
-def load_table_annotation(class_list_file: str,
-                          attribute_file: str,
-                          image_list_file: str,
-                          attribute_key: str = 'att',
-                          attribute_names_file: Optional[str] = None,
-                          holdout_ratio: float = 0.2,
-                          holdout_seed: int = 0) -> ZSLAnnotation:
+def _check_image_rows(path: str, paths: List[str], lines: List[int],
+                      splits: Dict[str, np.ndarray]) -> None:
+    """Refuse an image listed twice in one split or in trainval and a test
+    split (a train/test leak), naming both lines."""
+    where: Dict[str, Tuple[str, int]] = {}
+    for name in IMAGE_SPLITS:
+        for i in splits[name]:
+            key = posixpath.normpath(paths[i].replace('\\', '/'))
+            if key in where:
+                other, line = where[key]
+                kind = ('listed twice in ' + name
+                        if other == name else f'in both {other} and {name}'
+                        ' (a train/test leak)')
+                raise ZSLDataError(
+                    f'{path}:{lines[i]}: image {paths[i]!r} is {kind}; '
+                    f'first listed at line {line}.')
+            where[key] = (name, lines[i])
+
+
+def load_table_annotation(
+        class_list_file: str,
+        attribute_file: str,
+        image_list_file: str,
+        attribute_key: str = 'att',
+        attribute_names_file: Optional[str] = None,
+        holdout_ratio: float = 0.2,
+        holdout_seed: int = 0,
+        allow_paths_outside_prefix: bool = False,
+        backend_args: Optional[dict] = None) -> ZSLAnnotation:
     """Load a user-made zero-shot dataset (see the module doc for formats).
 
     Args:
@@ -199,6 +314,10 @@ def load_table_annotation(class_list_file: str,
         holdout_ratio (float): Fraction of each seen class's images that form
             ``test_seen`` when the image list has no split column.
         holdout_seed (int): Seed of that hold-out draw.
+        allow_paths_outside_prefix (bool): Accept absolute image paths and
+            paths with ``..`` leaving the image root. Defaults to False.
+        backend_args (dict, optional): Arguments of the mmengine file
+            backend of the files. Defaults to None.
 
     Returns:
         ZSLAnnotation: With the declared seen/unseen classes.
@@ -206,15 +325,17 @@ def load_table_annotation(class_list_file: str,
     if attribute_key not in ('att', 'original_att'):
         raise ValueError("attribute_key must be 'att' or 'original_att', got "
                          f'{attribute_key!r}.')
-    class_names, is_seen = _read_class_list(class_list_file)
+    class_names, is_seen = _read_class_list(class_list_file, backend_args)
     raw, attr_names = _read_attributes(attribute_file, class_names,
-                                       class_list_file, attribute_names_file)
+                                       class_list_file, attribute_names_file,
+                                       backend_args)
     attributes = (
         normalize_rows(raw, attribute_file)
         if attribute_key == 'att' else raw.astype(np.float32))
 
     class_index = {name: i for i, name in enumerate(class_names)}
-    paths, labels, row_splits = _read_image_list(image_list_file, class_index)
+    paths, labels, row_splits, lines = _read_image_list(
+        image_list_file, class_index, allow_paths_outside_prefix, backend_args)
     seen = np.flatnonzero(is_seen).astype(np.int64)
     unseen = np.flatnonzero(~is_seen).astype(np.int64)
     label_is_seen = is_seen[labels]
@@ -244,6 +365,7 @@ def load_table_annotation(class_list_file: str,
             trainval=trainval,
             test_seen=test_seen,
             test_unseen=all_idx[~label_is_seen])
+    _check_image_rows(image_list_file, paths, lines, splits)
 
     empty = [
         class_names[c] for c in seen

@@ -12,19 +12,30 @@ The proposed splits of `Zero-Shot Learning - The Good, the Bad and the Ugly
   which is never read here.
 
 Everything is turned into a :class:`ZSLAnnotation` with 0-based indices, the
-in-memory form shared with the table format of :mod:`.table_format`.
+in-memory form shared with the table format of :mod:`.table_format`. An
+optional (A, 1) ``attribute_names`` cell in ``att_splits.mat`` (written by
+the demo generator; the published files have none) names the attributes.
+
+Refused at load: NaN/inf attributes (naming class and attribute), duplicate
+class names, and train/test leaks (an image index, or a file, in trainval
+and a test split). A repeated image inside one split is only warned about.
+Files are read through :mod:`mmengine.fileio` backends.
 """
-import os.path as osp
+import io
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.fileio import get_file_backend
 
 __all__ = [
     'ZSLDataError', 'ZSLAnnotation', 'PATH_PRESETS', 'DEMO_PATH_PREFIX',
     'register_path_preset', 'detect_path_preset', 'remap_image_paths',
-    'read_mat', 'load_xlsa17', 'normalize_rows', 'holdout_per_class'
+    'read_mat', 'load_xlsa17', 'normalize_rows', 'holdout_per_class',
+    'check_finite', 'check_unique_names'
 ]
 
 #: The split keys of ``att_splits.mat`` that every dataset must have.
@@ -112,6 +123,62 @@ def normalize_rows(matrix: np.ndarray, what: str = 'attributes') -> np.ndarray:
     return (matrix / norms).astype(np.float32)
 
 
+def check_finite(matrix: np.ndarray,
+                 source: str,
+                 class_names: Optional[Sequence[str]] = None,
+                 attribute_names: Optional[Sequence[str]] = None,
+                 key: str = 'attributes') -> None:
+    """Refuse NaN/inf in a (C, A) class-attribute matrix, naming the place.
+
+    A NaN attribute trains silently and only fails at the end of the first
+    evaluation ("pred_score contains NaN"), so it is caught at load.
+
+    Args:
+        matrix (np.ndarray): (C, A) values, classes as rows.
+        source (str): File name for the message.
+        class_names (Sequence[str], optional): C class names.
+        attribute_names (Sequence[str], optional): A attribute names.
+        key (str): Name of the variable in the file. Defaults to
+            ``'attributes'``.
+
+    Raises:
+        ZSLDataError: if any value is NaN or infinite.
+    """
+    bad = ~np.isfinite(np.asarray(matrix, dtype=np.float64))
+    if not bad.any():
+        return
+    rows, cols = np.nonzero(bad)
+    places = []
+    for c, a in list(zip(rows.tolist(), cols.tolist()))[:5]:
+        cls = class_names[c] if class_names is not None else f'#{c}'
+        attr = (attribute_names[a] if attribute_names is not None else f'#{a}')
+        places.append(f'class {cls!r} (row {c}), attribute {attr!r} '
+                      f'(column {a}) = {matrix[c, a]}')
+    raise ZSLDataError(
+        f'{source}: {key!r} holds {int(bad.sum())} NaN/inf value(s) in '
+        f'{len(np.unique(rows))} class(es); first: ' + '; '.join(places) +
+        '. Fill in the missing values (e.g. 0, or -1 as AWA2 marks them in '
+        'original_att) before training.')
+
+
+def check_unique_names(names: Sequence[str], source: str, what: str) -> None:
+    """Refuse duplicate names (two classes named alike are one label).
+
+    Raises:
+        ZSLDataError: naming the duplicates and their positions.
+    """
+    first: Dict[str, int] = {}
+    dup = []
+    for i, name in enumerate(names):
+        if name in first:
+            dup.append(f'{name!r} (entries {first[name]} and {i})')
+        else:
+            first[name] = i
+    if dup:
+        raise ZSLDataError(
+            f'{source}: duplicate {what} names: {", ".join(dup[:5])}.')
+
+
 # ----------------------------------------------------------------------------
 # Path remapping
 # ----------------------------------------------------------------------------
@@ -176,7 +243,13 @@ def remap_image_paths(paths: Sequence[str],
     """
     paths = list(paths)
     if path_preset is not None and path_rule is not None:
-        raise ValueError('Give either path_preset or path_rule, not both.')
+        raise ValueError(
+            f'Give either path_preset or path_rule, not both (got '
+            f'path_preset={path_preset!r} and path_rule={path_rule!r}). The '
+            'preset may come from a base config: the demo base '
+            "configs/_base_/datasets/zsl_demo.py sets path_preset='DEMO' and "
+            'the xlsa17 dataset bases set CUB/SUN/AWA2. To use your '
+            'path_rule, set path_preset=None in the same dataset dict.')
     if path_preset is not None:
         if path_preset == 'auto':
             path_preset = detect_path_preset(paths)
@@ -238,22 +311,51 @@ def remap_image_paths(paths: Sequence[str],
 # ----------------------------------------------------------------------------
 def read_mat(path: str,
              keys: Sequence[str],
-             optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+             optional: Sequence[str] = (),
+             backend_args: Optional[dict] = None) -> Dict[str, np.ndarray]:
     """Load only ``keys`` (and the ``optional`` keys present) of a .mat file.
 
     Only the named variables are decoded (``variable_names=``), so the large
-    ``features`` array of ``res101.mat`` is skipped when present.
+    ``features`` array of ``res101.mat`` is skipped when present. The file
+    may live on any :mod:`mmengine.fileio` backend.
+
+    Args:
+        path (str): Path or URI of the file.
+        keys (Sequence[str]): Variables that must be present.
+        optional (Sequence[str]): Variables read when present.
+        backend_args (dict, optional): Arguments of the file backend.
+
+    Returns:
+        dict: Variable name -> array, as ``scipy.io.loadmat`` returns them.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         ZSLDataError: if a required key is missing (names the keys present)
             or the file cannot be read.
     """
-    import scipy.io as sio
-    if not osp.isfile(path):
+    backend = get_file_backend(
+        path, backend_args=backend_args, enable_singleton=True)
+    if not backend.isfile(path):
         raise FileNotFoundError(f'xlsa17 file not found: {path}')
+    with _local_copy(path, backend) as source:
+        return _read_local_mat(path, source, keys, optional)
+
+
+@contextmanager
+def _local_copy(path: str, backend):
+    """Yield something scipy can read: the path itself on the local disk,
+    a downloaded temporary file, or the bytes in memory."""
+    if hasattr(backend, 'get_local_path'):
+        with backend.get_local_path(path) as local:
+            yield local
+    else:
+        yield io.BytesIO(backend.get(path))
+
+
+def _read_local_mat(path, source, keys, optional):
+    import scipy.io as sio
     try:
-        present = [name for name, _, _ in sio.whosmat(path)]
+        present = [name for name, _, _ in sio.whosmat(source)]
     except NotImplementedError as e:  # MATLAB v7.3 (HDF5) files
         raise ZSLDataError(
             f'{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; '
@@ -265,7 +367,9 @@ def read_mat(path: str,
         raise ZSLDataError(
             f'{path} has no key(s) {missing}; it holds {sorted(present)}.')
     wanted = list(keys) + [k for k in optional if k in present]
-    return sio.loadmat(path, variable_names=wanted)
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    return sio.loadmat(source, variable_names=wanted)
 
 
 def _cell_strings(cell: np.ndarray, path: str, key: str) -> List[str]:
@@ -302,8 +406,14 @@ def load_xlsa17(split_file: str,
                 image_list_file: str,
                 attribute_key: str = 'att',
                 path_preset: Optional[str] = None,
-                path_rule: Optional[dict] = None) -> ZSLAnnotation:
+                path_rule: Optional[dict] = None,
+                backend_args: Optional[dict] = None) -> ZSLAnnotation:
     """Load ``att_splits.mat`` + ``res101.mat`` into a :class:`ZSLAnnotation`.
+
+    Seen classes are the classes of the ``trainval_loc`` images, and every
+    other class of the file (``allclasses_names`` / the columns of ``att``) is
+    unseen, whether or not ``test_unseen_loc`` lists an image of it: a class
+    whose test images are lost stays in the label space.
 
     Args:
         split_file (str): Path of ``att_splits.mat``.
@@ -314,18 +424,24 @@ def load_xlsa17(split_file: str,
             -1). Defaults to ``'att'``.
         path_preset (str, optional): See :func:`remap_image_paths`.
         path_rule (dict, optional): See :func:`remap_image_paths`.
+        backend_args (dict, optional): Arguments of the mmengine file
+            backend of both files. Defaults to None.
 
     Returns:
         ZSLAnnotation: Image paths are remapped but not yet joined to the
-        image root.
+        image root. ``attribute_names`` comes from an optional
+        ``attribute_names`` cell of ``att_splits.mat`` (the demo data writes
+        one; the published files have none).
     """
     if attribute_key not in ('att', 'original_att'):
         raise ValueError("attribute_key must be 'att' or 'original_att', got "
                          f'{attribute_key!r}.')
     splits_mat = read_mat(
         split_file, [attribute_key, *REQUIRED_LOC_KEYS],
-        optional=['allclasses_names', *OPTIONAL_LOC_KEYS])
-    images_mat = read_mat(image_list_file, ['image_files', 'labels'])
+        optional=['allclasses_names', 'attribute_names', *OPTIONAL_LOC_KEYS],
+        backend_args=backend_args)
+    images_mat = read_mat(
+        image_list_file, ['image_files', 'labels'], backend_args=backend_args)
 
     att = np.asarray(splits_mat[attribute_key], dtype=np.float64)
     if att.ndim != 2:
@@ -333,9 +449,6 @@ def load_xlsa17(split_file: str,
                            f'(A, C), got shape {att.shape}.')
     att = att.T  # (C, A): the files store classes as columns
     num_classes = att.shape[0]
-    attributes = (
-        normalize_rows(att, f'{split_file}:{attribute_key}')
-        if attribute_key == 'att' else att.astype(np.float32))
 
     if 'allclasses_names' in splits_mat:
         class_names = _cell_strings(splits_mat['allclasses_names'], split_file,
@@ -345,8 +458,24 @@ def load_xlsa17(split_file: str,
                 f'{split_file}: allclasses_names has {len(class_names)} '
                 f'entries but {attribute_key!r} has {num_classes} classes '
                 '(columns).')
+        # The published files (AWA1/2, SUN, CUB) have unique names.
+        check_unique_names(class_names, split_file, 'class')
     else:  # FLO's file has no names
         class_names = [f'class_{i:03d}' for i in range(num_classes)]
+    attribute_names = None
+    if 'attribute_names' in splits_mat:
+        attribute_names = tuple(
+            _cell_strings(splits_mat['attribute_names'], split_file,
+                          'attribute_names'))
+        if len(attribute_names) != att.shape[1]:
+            raise ZSLDataError(
+                f'{split_file}: attribute_names has {len(attribute_names)} '
+                f'entries but {attribute_key!r} has {att.shape[1]} '
+                'attributes (rows).')
+    check_finite(att, split_file, class_names, attribute_names, attribute_key)
+    attributes = (
+        normalize_rows(att, f'{split_file}:{attribute_key}')
+        if attribute_key == 'att' else att.astype(np.float32))
 
     image_files = _cell_strings(images_mat['image_files'], image_list_file,
                                 'image_files')
@@ -364,13 +493,15 @@ def load_xlsa17(split_file: str,
             splits[key[:-len('_loc')]] = _one_based(
                 splits_mat[key], num_images, split_file, key,
                 f'{num_images} images in {image_list_file}')
-    for test_key in ('test_seen', 'test_unseen'):
-        leak = np.intersect1d(splits['trainval'], splits[test_key])
-        if leak.size:
-            raise ZSLDataError(
-                f'{split_file}: trainval_loc and {test_key}_loc share '
-                f'{leak.size} images (first 0-based index {int(leak[0])}).')
+    _check_xlsa17_splits(splits, image_files, split_file, image_list_file)
 
+    seen = np.unique(labels[splits['trainval']])
+    both = np.intersect1d(seen, labels[splits['test_unseen']])
+    if both.size:
+        raise ZSLDataError(
+            f'{split_file}: seen and unseen classes overlap: classes '
+            f'{[class_names[c] for c in both[:5]]} have trainval_loc images '
+            'and test_unseen_loc images.')
     image_paths = remap_image_paths(
         image_files, path_preset, path_rule, source=image_list_file)
     return ZSLAnnotation(
@@ -379,7 +510,48 @@ def load_xlsa17(split_file: str,
         image_paths=image_paths,
         labels=labels,
         splits=splits,
+        attribute_names=attribute_names,
+        seen_classes=seen.astype(np.int64),
+        unseen_classes=np.setdiff1d(np.arange(num_classes),
+                                    seen).astype(np.int64),
         source=f'{split_file} + {image_list_file}')
+
+
+def _check_xlsa17_splits(splits: Dict[str,
+                                      np.ndarray], image_files: Sequence[str],
+                         split_file: str, image_list_file: str) -> None:
+    """Refuse train/test leaks; warn about repeated images.
+
+    A leak is an image index, or two indices of the same file, in trainval
+    and a test split. Repeats inside one split are only warned about: none of
+    the published files checked (AWA1/2, SUN, FLO) has any, but a released
+    file with one should still load.
+    """
+    for test_key in ('test_seen', 'test_unseen'):
+        leak = np.intersect1d(splits['trainval'], splits[test_key])
+        if leak.size:
+            raise ZSLDataError(
+                f'{split_file}: trainval_loc and {test_key}_loc share '
+                f'{leak.size} images (first 0-based index {int(leak[0])}: '
+                f'{image_files[int(leak[0])]!r}).')
+        train_files = {image_files[i] for i in splits['trainval']}
+        same = [
+            image_files[i] for i in splits[test_key]
+            if image_files[i] in train_files
+        ]
+        if same:
+            raise ZSLDataError(
+                f'{split_file} + {image_list_file}: {len(same)} files are '
+                f'listed (at different indices) in trainval_loc and '
+                f'{test_key}_loc, a train/test leak; first: {same[:3]}.')
+    for name, indices in splits.items():
+        files = [image_files[i] for i in indices]
+        repeated = len(files) - len(set(files))
+        if repeated:
+            warnings.warn(
+                f'{split_file}: {name}_loc lists {repeated} image(s) more '
+                'than once (by index or by file name); they count twice in '
+                'training or evaluation.')
 
 
 def holdout_per_class(

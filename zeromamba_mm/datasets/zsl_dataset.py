@@ -1,17 +1,36 @@
-"""The zero-shot learning dataset: xlsa17 splits or user tables."""
+"""The base of the zero-shot datasets, and the ``ZSLDataset`` factory.
+
+One class per file format shares this base: :class:`XLSA17Dataset`
+(``att_splits.mat`` + ``res101.mat``) and :class:`TableZSLDataset` (CSV
+tables). ``ZSLDataset(data_format=...)`` builds the one of that format, so
+configs keep saying ``type='zeromamba_mm.ZSLDataset'``.
+"""
+import inspect
 import os.path as osp
 import warnings
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.fileio import join_path
+from mmengine.fileio import get_file_backend
 from mmpretrain.datasets import BaseDataset
 
 from zeromamba_mm.registry import DATASETS
-from .table_format import load_table_annotation, read_rows
-from .xlsa17 import ZSLAnnotation, ZSLDataError, holdout_per_class, load_xlsa17
+from .image_check import CHECK_MODES, check_image_files
+from .samplers import seeded_rngs
+from .table_format import read_rows
+from .xlsa17 import ZSLAnnotation, ZSLDataError, holdout_per_class
 
-__all__ = ['ZSLDataset', 'CleanSplit', 'make_clean_split']
+__all__ = [
+    'ZSLDataset', 'CleanSplit', 'make_clean_split', 'SampleLoadError',
+    'DATA_FORMATS'
+]
+
+#: data_format name -> dataset class (filled by the format modules).
+DATA_FORMATS: Dict[str, type] = {}
+
+
+class SampleLoadError(RuntimeError):
+    """Raised when the pipeline fails on one sample; names its file."""
 
 
 class CleanSplit(NamedTuple):
@@ -88,28 +107,35 @@ def make_clean_split(trainval: np.ndarray,
 class ZSLDataset(BaseDataset):
     """Zero-shot learning dataset (CUB, SUN, AWA2, FLO, the demo, or yours).
 
-    Reads the proposed splits of `Xian et al. (TPAMI 2018)
-    <https://arxiv.org/abs/1707.00600>`_ (``att_splits.mat`` +
-    ``res101.mat``; ``features`` is never needed) or plain tables (see
-    :mod:`zeromamba_mm.datasets.table_format`). Each sample is
-    ``dict(img_path=..., gt_label=<global class id>)``, so mmpretrain
-    pipelines (``LoadImageFromFile``, ``Resize``, ``PackInputs``...) apply.
-    Labels always come from the annotation (``labels`` of ``res101.mat``),
-    never from folder names.
+    The base of the format classes and, called itself, their factory:
+    ``ZSLDataset(data_format='xlsa17', ...)`` (the default) builds an
+    :class:`~zeromamba_mm.datasets.XLSA17Dataset` (the proposed splits of
+    `Xian et al. (TPAMI 2018) <https://arxiv.org/abs/1707.00600>`_),
+    ``ZSLDataset(data_format='table', ...)`` a
+    :class:`~zeromamba_mm.datasets.TableZSLDataset`; both are
+    ``ZSLDataset`` instances. Each sample is ``dict(img_path=...,
+    gt_label=<global class id>)``, so mmpretrain pipelines
+    (``LoadImageFromFile``, ``Resize``, ``PackInputs``...) apply. Labels
+    always come from the annotation, never from folder names. All files are
+    read through :mod:`mmengine.fileio`, so ``data_root`` may live on any
+    registered backend (``s3://...``, ``petrel://...``).
 
     ``metainfo`` holds:
 
     - ``classes``: tuple of the C class names (``class_000``... when the file
       has none, as FLO's).
-    - ``class_attributes``: (C, A) float32 - the transposed ``att`` with unit
-      rows, or the raw ``original_att`` (where AWA2 marks missing values
-      with -1) when ``attribute_key='original_att'``.
+    - ``class_attributes``: (C, A) float32 - the class-attribute matrix with
+      unit rows (``attribute_key='att'``) or the raw values
+      (``'original_att'``; AWA2 marks missing values with -1).
     - ``seen_classes`` / ``unseen_classes``: sorted int64 global ids of the
       training and the zero-shot classes *of the protocol this split belongs
-      to*: trainval/test_unseen classes for the standard splits, train/val
-      classes for ``train``/``val``, and the pseudo split for
-      ``clean_train``/``clean_val``. ``class_attributes`` always covers all
-      C classes.
+      to*, from the split definition (the trainval classes, and all other
+      classes of the class list), not from the images present.
+    - ``classes_without_samples``: sorted int64 ids of the classes this
+      split should evaluate or train (seen for trainval/test_seen, unseen
+      for test_unseen, both for test/clean_val) that have no sample in it.
+      They stay in the label space; the dataset warns, and the metric
+      reports them.
     - ``attribute_names`` (tuple of str or None) and ``num_attributes``.
 
     Splits:
@@ -126,88 +152,93 @@ class ZSLDataset(BaseDataset):
     Args:
         data_root (str): Root of the files below. Defaults to ''.
         split (str): One of the splits above. Defaults to ``'trainval'``.
-        data_format (str): ``'xlsa17'`` (.mat files) or ``'table'``.
-        split_file (str, optional): xlsa17 ``att_splits.mat``. Defaults to
-            ``'att_splits.mat'``.
-        image_list_file (str, optional): ``res101.mat`` (xlsa17) or the image
-            list CSV (table). Defaults to ``'res101.mat'`` / ``'images.csv'``.
-        class_list_file (str): Table format class list.
-            Defaults to ``'classes.csv'``.
-        attribute_file (str): Table format attribute CSV/.npy.
-            Defaults to ``'attributes.csv'``.
+        data_format (str, optional): ``'xlsa17'`` (default) or ``'table'``;
+            chooses the class when ``ZSLDataset`` itself is built.
         img_prefix (str): Image root; relative paths are joined to
             ``data_root``. Defaults to ''.
-        path_preset (str, optional): xlsa17 only. ``'CUB'``, ``'SUN'``,
-            ``'AWA2'``, ``'DEMO'`` or ``'auto'``: strips the original
-            ``/BS/...`` prefix of that dataset (see ``PATH_PRESETS``).
-        path_rule (dict, optional): xlsa17 only; for any other dataset:
-            ``dict(old_prefix=..., new_prefix='')`` or ``dict(keep_last=N)``.
-            With neither a preset nor a rule, paths are used as stored.
         attribute_key (str): ``'att'`` (normalised) or ``'original_att'``
             (raw). Defaults to ``'att'``.
         class_names_file (str, optional): Text file with one class name per
             line, replacing the stored names (e.g. for FLO).
         attribute_names_file (str, optional): Text file with one attribute
             name per line.
-        holdout_ratio (float): Table format without a split column: share of
-            each seen class's images in ``test_seen``. Defaults to 0.2.
-        holdout_seed (int): Seed of that hold-out. Defaults to 0.
         allow_overlapping_splits (bool): Allow ``train``/``val``.
         clean_unseen_ratio (float): Share of seen classes held out as
             pseudo-unseen by the clean splits. Defaults to 0.2.
         clean_val_ratio (float): Share of the other seen classes' trainval
             images held out as pseudo test-seen. Defaults to 0.2.
         clean_seed (int): Seed of the clean splits. Defaults to 0.
-        check_images (bool): Check that every image of the split exists on
-            the local file system (raise otherwise). Defaults to True.
+        check_images (bool | str): Check every image of the split before
+            training with :func:`~zeromamba_mm.datasets.check_image_files`:
+            ``True`` or ``'fast'`` (exists, non-empty, image header),
+            ``'full'`` (also decode each one), ``False`` (no check).
+            Defaults to True.
+        backend_args (dict, optional): Arguments of the mmengine file
+            backend (as ``LoadImageFromFile``'s). Defaults to None.
         metainfo (dict, optional): Extra meta information. ``classes`` given
             here must have C entries.
         pipeline (Sequence): Processing pipeline. Defaults to ().
         test_mode (bool): Defaults to False.
         lazy_init (bool): Defer building the sample list (metainfo is
             available at once). Defaults to False.
-        **kwargs: Other arguments of mmpretrain's ``BaseDataset``
-            (``indices``, ``serialize_data``, ``classes``...).
+        **kwargs: The format's own arguments (see its class) and those of
+            mmpretrain's ``BaseDataset`` (``indices``, ``serialize_data``,
+            ``classes``...).
 
     Examples:
         >>> ds = ZSLDataset(
         ...     data_root='data/AWA2', split='test', path_preset='AWA2',
         ...     img_prefix='Animals_with_Attributes2/JPEGImages')
-        >>> ds.metainfo['class_attributes'].shape
-        (50, 85)
+        >>> type(ds).__name__, ds.metainfo['class_attributes'].shape
+        ('XLSA17Dataset', (50, 85))
     """
 
     STANDARD_SPLITS = ('trainval', 'test_seen', 'test_unseen', 'test')
     CLEAN_SPLITS = ('clean_train', 'clean_val')
     OVERLAPPING_SPLITS = ('train', 'val')
     SPLITS = STANDARD_SPLITS + CLEAN_SPLITS + OVERLAPPING_SPLITS
+    #: Name of the file format (set by each format class).
+    DATA_FORMAT: Optional[str] = None
+    #: The pipeline is seeded from ``SeededIndex`` (EpochAwareSampler).
+    accepts_seeded_indices = True
+
+    def __new__(cls, *args, **kwargs):
+        if cls is ZSLDataset:
+            name = kwargs.get('data_format') or 'xlsa17'
+            if name not in DATA_FORMATS:
+                raise ValueError(
+                    f'Unknown data_format {name!r}; choose one of '
+                    f'{sorted(DATA_FORMATS)}.')
+            cls = DATA_FORMATS[name]
+        return super().__new__(cls)
 
     def __init__(self,
                  data_root: str = '',
                  split: str = 'trainval',
-                 data_format: str = 'xlsa17',
-                 split_file: Optional[str] = None,
-                 image_list_file: Optional[str] = None,
-                 class_list_file: str = 'classes.csv',
-                 attribute_file: str = 'attributes.csv',
+                 data_format: Optional[str] = None,
                  img_prefix: str = '',
-                 path_preset: Optional[str] = None,
-                 path_rule: Optional[dict] = None,
                  attribute_key: str = 'att',
                  class_names_file: Optional[str] = None,
                  attribute_names_file: Optional[str] = None,
-                 holdout_ratio: float = 0.2,
-                 holdout_seed: int = 0,
                  allow_overlapping_splits: bool = False,
                  clean_unseen_ratio: float = 0.2,
                  clean_val_ratio: float = 0.2,
                  clean_seed: int = 0,
-                 check_images: bool = True,
+                 check_images: Union[bool, str] = True,
+                 backend_args: Optional[dict] = None,
                  metainfo: Optional[dict] = None,
                  pipeline: Sequence = (),
                  test_mode: bool = False,
                  lazy_init: bool = False,
                  **kwargs):
+        if type(self) is ZSLDataset or self.DATA_FORMAT is None:
+            raise TypeError('ZSLDataset is the base of the format classes; '
+                            'build it through ZSLDataset(...) or a subclass.')
+        if data_format is not None and data_format != self.DATA_FORMAT:
+            raise ValueError(
+                f'{type(self).__name__} reads data_format='
+                f'{self.DATA_FORMAT!r}, got data_format={data_format!r}.')
+        self._refuse_other_formats_arguments(kwargs)
         if split not in self.SPLITS:
             raise ValueError(
                 f'Unknown split {split!r}; choose one of {self.SPLITS}.')
@@ -222,58 +253,35 @@ class ZSLDataset(BaseDataset):
                 f'ZSLDataset split={split!r}: xlsa17 train_loc/val_loc '
                 'overlap test_seen_loc; results selected on them are not '
                 'clean zero-shot results.')
-        if data_format not in ('xlsa17', 'table'):
-            raise ValueError("data_format must be 'xlsa17' or 'table', got "
-                             f'{data_format!r}.')
-        if data_format == 'table' and (path_preset or path_rule):
-            raise ValueError('path_preset/path_rule apply to xlsa17 .mat '
-                             'files; table image paths are relative to '
-                             'img_prefix already.')
+        modes = {True: 'fast', False: None}
+        if isinstance(check_images, bool):
+            check_images = modes[check_images]
+        elif check_images not in CHECK_MODES:
+            raise ValueError(
+                f'check_images must be True, False or one of {CHECK_MODES}, '
+                f'got {check_images!r}.')
         self.split = split
-        self.data_format = data_format
+        self.data_format = self.DATA_FORMAT
         self.check_images = check_images
-        if split_file is None:
-            split_file = 'att_splits.mat' if data_format == 'xlsa17' else ''
-        if image_list_file is None:
-            image_list_file = ('res101.mat'
-                               if data_format == 'xlsa17' else 'images.csv')
+        self.backend_args = backend_args
+        self.attribute_key = attribute_key
         self._root = data_root
 
         # Parse the files first so that metainfo exists even with
         # ``lazy_init=True`` (hooks and metrics read it before iterating).
-        if data_format == 'xlsa17':
-            annotation = load_xlsa17(
-                self._resolve(split_file),
-                self._resolve(image_list_file),
-                attribute_key=attribute_key,
-                path_preset=path_preset,
-                path_rule=path_rule)
-            if attribute_names_file is not None:
-                names = [
-                    ','.join(f)
-                    for _, f in read_rows(self._resolve(attribute_names_file))
-                ]
-                if len(names) != annotation.num_attributes:
-                    raise ZSLDataError(
-                        f'{self._resolve(attribute_names_file)} lists '
-                        f'{len(names)} attribute names but {split_file} has '
-                        f'{annotation.num_attributes} attributes.')
-                annotation.attribute_names = tuple(names)
-            ann_file = split_file
-        else:
-            annotation = load_table_annotation(
-                self._resolve(class_list_file),
-                self._resolve(attribute_file),
-                self._resolve(image_list_file),
-                attribute_key=attribute_key,
-                attribute_names_file=(self._resolve(attribute_names_file)
-                                      if attribute_names_file else None),
-                holdout_ratio=holdout_ratio,
-                holdout_seed=holdout_seed)
-            ann_file = image_list_file
+        annotation, ann_file = self._load_annotation()
+        if attribute_names_file is not None:
+            path = self._resolve(attribute_names_file)
+            names = [','.join(f) for _, f in read_rows(path, backend_args)]
+            if len(names) != annotation.num_attributes:
+                raise ZSLDataError(
+                    f'{path} lists {len(names)} attribute names but '
+                    f'{annotation.source} has {annotation.num_attributes} '
+                    'attributes.')
+            annotation.attribute_names = tuple(names)
         if class_names_file is not None:
             path = self._resolve(class_names_file)
-            names = [','.join(f) for _, f in read_rows(path)]
+            names = [','.join(f) for _, f in read_rows(path, backend_args)]
             if len(names) != annotation.num_classes:
                 raise ZSLDataError(
                     f'{path} lists {len(names)} class names but the dataset '
@@ -307,14 +315,53 @@ class ZSLDataset(BaseDataset):
         if given is not None:
             zsl_meta['classes'] = tuple(given)
         self._metainfo.update(zsl_meta)
+        self._warn_classes_without_samples()
         if not lazy_init:
             self.full_init()
 
     # ------------------------------------------------------------------
+    def _load_annotation(self) -> Tuple[ZSLAnnotation, str]:
+        """Read the files of the format: (annotation, ann_file)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _own_arguments(cls) -> set:
+        names = set()
+        for klass in cls.__mro__:
+            if klass is ZSLDataset:
+                break
+            if '__init__' in vars(klass):
+                names |= set(inspect.signature(klass.__init__).parameters)
+        return names - {'self', 'kwargs', 'data_root', 'split'}
+
+    def _refuse_other_formats_arguments(self, kwargs: dict) -> None:
+        """Name the format an argument belongs to (instead of a TypeError
+        deep in mmengine's BaseDataset)."""
+        mine = self._own_arguments()
+        for name, klass in DATA_FORMATS.items():
+            if klass is type(self):
+                continue
+            foreign = sorted((set(kwargs) & klass._own_arguments()) - mine)
+            if foreign:
+                raise ValueError(
+                    f'{foreign} apply to data_format={name!r} '
+                    f'({klass.__name__}), not to data_format='
+                    f'{self.DATA_FORMAT!r} ({type(self).__name__}), which '
+                    f'takes {sorted(mine)} besides the common arguments.')
+
+    def _backend(self, path: str):
+        return get_file_backend(
+            path or '.', backend_args=self.backend_args, enable_singleton=True)
+
+    @staticmethod
+    def _is_abs(path: str) -> bool:
+        return osp.isabs(path) or '://' in path
+
     def _resolve(self, path: str) -> str:
-        if not path or osp.isabs(path) or not self._root:
+        """Join a file name to ``data_root`` (on its backend)."""
+        if not path or self._is_abs(path) or not self._root:
             return path
-        return join_path(self._root, path)
+        return self._backend(self._root).join_path(self._root, path)
 
     @staticmethod
     def _validate_classes(annotation: ZSLAnnotation) -> tuple:
@@ -324,8 +371,8 @@ class ZSLDataset(BaseDataset):
         if seen is None:
             seen = np.unique(labels[splits['trainval']])
         unseen = annotation.unseen_classes
-        if unseen is None:
-            unseen = np.unique(labels[splits['test_unseen']])
+        if unseen is None:  # the rest of the class list
+            unseen = np.setdiff1d(np.arange(annotation.num_classes), seen)
         seen = np.sort(np.asarray(seen, dtype=np.int64))
         unseen = np.sort(np.asarray(unseen, dtype=np.int64))
         both = np.intersect1d(seen, unseen)
@@ -369,46 +416,89 @@ class ZSLDataset(BaseDataset):
                     f'{annotation.source} has no {missing}; split {split!r} '
                     f'needs them. Splits present: {sorted(splits)}.')
             indices = splits[split]
-            seen = np.unique(labels[splits['train']])
-            unseen = np.unique(labels[splits['val']])
+            # Inside the trainval classes: the train classes are seen, the
+            # other trainval classes unseen.
+            unseen = np.setdiff1d(seen, np.unique(labels[splits['train']]))
+            seen = np.setdiff1d(seen, unseen)
+        expected = {
+            'trainval': seen,
+            'test_seen': seen,
+            'test_unseen': unseen,
+            'clean_train': seen,
+            'train': seen,
+            'val': unseen
+        }.get(split, np.union1d(seen, unseen))
+        indices = np.asarray(indices, dtype=np.int64)
+        without = np.setdiff1d(expected, labels[indices]).astype(np.int64)
         meta = dict(
             classes=tuple(annotation.class_names),
             class_attributes=np.ascontiguousarray(
                 annotation.attributes, dtype=np.float32),
             seen_classes=np.asarray(seen, dtype=np.int64),
             unseen_classes=np.asarray(unseen, dtype=np.int64),
+            classes_without_samples=without,
             attribute_names=(tuple(annotation.attribute_names)
                              if annotation.attribute_names else None),
             num_attributes=annotation.num_attributes)
-        return np.asarray(indices, dtype=np.int64), meta
+        return indices, meta
+
+    def _warn_classes_without_samples(self) -> None:
+        without = self._metainfo['classes_without_samples']
+        if without.size:
+            names = [self._metainfo['classes'][c] for c in without[:10]]
+            warnings.warn(
+                f'{type(self).__name__} split={self.split!r} '
+                f'({self.ann_file}): {without.size} class(es) of the split '
+                f'have no image: {names}. They stay in the label space '
+                "(metainfo['classes_without_samples']); their accuracy "
+                'cannot be measured.')
+
+    def _image_path(self, path: str) -> str:
+        if self.img_prefix and not self._is_abs(path):
+            return self._backend(self.img_prefix).join_path(
+                self.img_prefix, path)
+        return path
 
     def load_data_list(self) -> List[dict]:
         """Build ``dict(img_path, gt_label)`` for every image of the split."""
         annotation = self._annotation
         if annotation is None:
             raise RuntimeError('The annotation was released after full_init.')
-        data_list, missing = [], []
-        for i in self._indices_of_split:
-            path = annotation.image_paths[i]
-            if self.img_prefix and not osp.isabs(path):
-                img_path = osp.join(self.img_prefix, path)
-            else:
-                img_path = path
-            if self.check_images and not osp.isfile(img_path):
-                missing.append(img_path)
-            data_list.append(
-                dict(img_path=img_path, gt_label=int(annotation.labels[i])))
+        data_list = [
+            dict(
+                img_path=self._image_path(annotation.image_paths[i]),
+                gt_label=int(annotation.labels[i]))
+            for i in self._indices_of_split
+        ]
+        if self.check_images:
+            self._check_images([d['img_path'] for d in data_list])
+        return data_list
+
+    def _check_images(self, paths: List[str]) -> None:
+        problems = check_image_files(paths, self.check_images,
+                                     self.backend_args)
+        if not problems:
+            return
+        missing = [p for p, why in problems if why == 'missing']
+        broken = [f'{p} ({why})' for p, why in problems if why != 'missing']
+        where = (f'{len(paths)} images of split {self.split!r} (image root '
+                 f'{self.img_prefix!r})')
+        parts = []
         if missing:
             hint = ''
             if missing[0].startswith('/BS/'):
                 hint = (" These are the authors' original paths: set "
                         "path_preset (e.g. 'auto') or path_rule.")
-            raise FileNotFoundError(
-                f'{len(missing)} of {len(data_list)} images of split '
-                f'{self.split!r} are missing (image root '
-                f'{self.img_prefix!r}); first: {missing[:5]}.{hint} Pass '
-                'check_images=False to skip this check.')
-        return data_list
+            parts.append(f'{len(missing)} of {where} are missing; first: '
+                         f'{missing[:5]}.{hint}')
+        if broken:
+            parts.append(f'{len(broken)} of {where} are not readable '
+                         f'images: {broken[:5]}.')
+        message = ' '.join(parts) + (
+            ' Fix or remove them (tools/check_data.py lists all), or pass '
+            'check_images=False to skip this check.')
+        raise (FileNotFoundError(message)
+               if missing else ZSLDataError(message))
 
     def full_init(self):
         """Build the sample list, then drop the parsed annotation."""
@@ -417,15 +507,41 @@ class ZSLDataset(BaseDataset):
         super().full_init()
         self._annotation = None
 
+    def __getitem__(self, idx: int) -> dict:
+        """Process sample ``idx``; a :class:`SeededIndex` from
+        :class:`EpochAwareSampler` seeds the pipeline's randomness."""
+        seed = getattr(idx, 'sample_seed', None)
+        if seed is None:
+            return super().__getitem__(idx)
+        with seeded_rngs(seed):
+            return super().__getitem__(int(idx))
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline; a failure names the sample's file (a zero-byte
+        JPEG otherwise surfaces as a bare ``cv2.error``)."""
+        try:
+            return super().prepare_data(idx)
+        except Exception as e:
+            path = self.get_data_info(idx).get('img_path')
+            raise SampleLoadError(
+                f'{type(self).__name__} split={self.split!r}: the pipeline '
+                f'failed on sample {int(idx)} ({path}): '
+                f'{type(e).__name__}: {e}'.rstrip() + ' - check the file '
+                "(check_images='full' or tools/check_data.py --mode full "
+                'finds all such files up front).') from e
+
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""
         meta = self._metainfo
         return [
+            f'Data format: \t{self.DATA_FORMAT}',
             f'Split: \t{self.split}',
             f'Annotation file: \t{self.ann_file}',
             f'Prefix of images: \t{self.img_prefix}',
             f'Seen / unseen classes: \t{len(meta["seen_classes"])} / '
             f'{len(meta["unseen_classes"])}',
+            f'Classes without samples: \t'
+            f'{len(meta["classes_without_samples"])}',
             f'Number of attributes: \t{meta["num_attributes"]}',
         ]
 

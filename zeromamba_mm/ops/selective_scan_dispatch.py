@@ -13,27 +13,37 @@ Backends (``backend=``):
   the CPU path and a fallback anywhere.
 - ``'triton'``: Triton kernels (:mod:`.selective_scan_triton`); CUDA
   tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
-- ``'mamba'``: mamba-ssm's CUDA kernel, when ``mamba_ssm`` imports and the
-  tensors are on CUDA (:mod:`.selective_scan_mamba`).
+- ``'mamba'``: mamba-ssm's CUDA kernel, when ``mamba_ssm`` and its compiled
+  extension import, the tensors are on CUDA and a tiny call on that device
+  works (:mod:`.selective_scan_mamba`).
 - ``'ref'``: the sequential reference (tests only: slow).
 - ``'auto'``: decided by the tensors' device, not by what is installed:
-  CUDA -> mamba if importable (and u is not float64), else triton, else
-  torch; any other device -> torch.
+  CUDA -> mamba if usable (and u is not float64), else triton, else
+  torch; any other device -> torch. An installed mamba-ssm that cannot
+  run (no extension, a failing kernel) is reported by one warning.
+
+``L = 0`` (empty sequences) is valid: ``y`` is empty, the last state is
+the zero initial state, and every gradient is zero.
 """
-from typing import Optional, Tuple, Union
+import warnings
+from typing import Optional, Set, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .scan_common import compute_dtype, expand_groups
 from .selective_scan_mamba import (load_mamba, mamba_import_error,
+                                   mamba_installed, probe_mamba,
                                    selective_scan_mamba)
-from .selective_scan_ref import compute_dtype, selective_scan_ref
+from .selective_scan_ref import selective_scan_ref
 from .selective_scan_torch import selective_scan_torch
 from .selective_scan_triton import (TRITON_IMPORT_ERROR, selective_scan_triton,
                                     triton_interpreted)
 
 BACKENDS = ('auto', 'ref', 'torch', 'triton', 'mamba')
+# Fallback warnings already given (one per reason and process).
+_WARNED: Set[str] = set()
 
 
 def _is_cuda(tensor: Tensor) -> bool:
@@ -66,14 +76,15 @@ def backend_unavailable_reason(backend: str, u: Tensor) -> Optional[str]:
         return None
     if backend == 'mamba':
         if load_mamba() is None:
-            return ('the optional `mamba_ssm` package (with its compiled '
-                    'CUDA extension; pip install "zeromamba_mm[cuda]") '
-                    f'could not be imported: {mamba_import_error()}')
+            return ('mamba-ssm\'s kernel could not be loaded (it needs the '
+                    'optional `mamba_ssm` package with its compiled CUDA '
+                    'extension; pip install "zeromamba_mm[cuda]"): '
+                    f'{mamba_import_error()}')
         if not _is_cuda(u):
             return f'its kernel is CUDA-only (got tensors on {u.device})'
         if u.dtype == torch.float64:
             return 'its kernel does not take float64 inputs'
-        return None
+        return probe_mamba(u.device)
     raise ValueError(f'unknown selective-scan backend {backend!r}; choose '
                      f'one of {BACKENDS}')
 
@@ -98,15 +109,29 @@ def resolve_backend(backend: str, u: Tensor) -> str:
     if backend == 'auto':
         if not _is_cuda(u):
             return 'torch'
+        chosen = 'torch'
         for name in ('mamba', 'triton'):
             if backend_unavailable_reason(name, u) is None:
-                return name
-        return 'torch'
+                chosen = name
+                break
+        if chosen != 'mamba' and mamba_installed() and \
+                u.dtype != torch.float64:
+            _warn_once(f'mamba-ssm is installed but its selective scan '
+                       f'cannot run: {backend_unavailable_reason("mamba", u)}'
+                       f'; using the {chosen!r} backend instead.')
+        return chosen
     reason = backend_unavailable_reason(backend, u)
     if reason is not None:
         raise RuntimeError(
             f'selective_scan backend {backend!r} is unavailable: {reason}.')
     return backend
+
+
+def _warn_once(message: str) -> None:
+    """One warning per distinct message and process."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _check_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -130,10 +155,17 @@ def _check_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
         raise ValueError('selective_scan: complex A is not supported')
     d_state = A.shape[1]
     for name, x in (('B', B), ('C', C)):
+        if x.dim() == 2:
+            if tuple(x.shape) != (channels, d_state):
+                raise ValueError(
+                    f'selective_scan: fixed {name} must be (D={channels}, '
+                    f'N={d_state}), got {tuple(x.shape)}')
+            continue
         if x.dim() not in (3, 4):
             raise ValueError(
                 f'selective_scan: {name} must be (batch, G, N, L) or '
-                f'(batch, N, L) (input-dependent), got {tuple(x.shape)}')
+                f'(batch, N, L) (input-dependent) or (D, N) (fixed), got '
+                f'{tuple(x.shape)}')
         groups = x.shape[1] if x.dim() == 4 else 1
         if (x.shape[0], x.shape[-2], x.shape[-1]) != (batch, d_state, length):
             raise ValueError(
@@ -174,8 +206,9 @@ def selective_scan(
         delta (Tensor): Step sizes before bias/softplus, (batch, D, L).
         A (Tensor): Diagonal state matrix, (D, N), float32.
         B (Tensor): Input projection, (batch, G, N, L), channel ``d``
-            reading group ``d // (D / G)``; or (batch, N, L) for G = 1.
-        C (Tensor): Output projection, same layout as B.
+            reading group ``d // (D / G)``; or (batch, N, L) for G = 1; or
+            fixed, (D, N), the same at every step.
+        C (Tensor): Output projection, same layouts as B.
         D (Tensor, optional): Skip weight, (D,).
         z (Tensor, optional): Gate, (batch, D, L): ``y * silu(z)``.
         delta_bias (Tensor, optional): Added to delta, (D,).
@@ -187,6 +220,8 @@ def selective_scan(
 
     Returns:
         Tensor | tuple: ``y`` (batch, D, L), and the last state if asked.
+        For L = 0, ``y`` is empty and the last state is zeros (the initial
+        state), both connected to the inputs with zero gradients.
 
     Raises:
         ValueError: For inconsistent shapes or an unknown backend.
@@ -194,16 +229,21 @@ def selective_scan(
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     name = resolve_backend(backend, u)
+    if u.shape[2] == 0:
+        return _empty_scan(u, delta, A, B, C, D, z, delta_bias,
+                           return_last_state)
     if name == 'mamba':
         return selective_scan_mamba(u, delta, A, B, C, D, z, delta_bias,
                                     delta_softplus, return_last_state)
     if name == 'ref':
         return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias,
                                   delta_softplus, return_last_state)
-    if B.dim() == 3:
-        B = B.unsqueeze(1)
-    if C.dim() == 3:
-        C = C.unsqueeze(1)
+    B, C = (_grouped(x, u) for x in (B, C))
+    if B.shape[1] != C.shape[1]:
+        # The chunked and Triton scans read B and C of one group per
+        # block: give both one row per channel when their groupings differ.
+        B, C = (expand_groups(x, u.shape[1]).expand(u.shape[0], -1, -1, -1)
+                for x in (B, C))
     fn = selective_scan_torch if name == 'torch' else selective_scan_triton
     compute = compute_dtype(u, delta, B, C)
     out = fn(u, delta, A, B, C, D, delta_bias, delta_softplus,
@@ -215,3 +255,34 @@ def selective_scan(
     # reference; autograd handles its gradient.
     y = (y * F.silu(z.to(compute))).to(u.dtype)
     return (y, last) if return_last_state else y
+
+
+def _grouped(x: Tensor, u: Tensor) -> Tensor:
+    """B/C as (batch, G, N, L) for the torch and Triton backends; fixed
+    (D, N) ones become a broadcasting view with one group per channel."""
+    if x.dim() == 2:
+        batch, _, length = u.shape
+        return x[None, :, :, None].expand(batch, *x.shape, length)
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
+def _empty_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                D: Optional[Tensor], z: Optional[Tensor],
+                delta_bias: Optional[Tensor], return_last_state: bool):
+    """The scan of L = 0 steps: empty ``y``; last state = initial state 0.
+
+    Both are tied to every input through an empty sum (exactly 0, even for
+    inf/NaN inputs), so autograd gives zero gradients instead of reporting
+    inputs unused.
+    """
+    inputs = [
+        t for t in (u, delta, A, B, C, D, z, delta_bias)
+        if t is not None and t.is_floating_point()
+    ]
+    tie = sum(t.reshape(-1)[:0].sum().to(torch.float64) for t in inputs)
+    y = u.new_zeros(u.shape) + tie.to(u.dtype)
+    if not return_last_state:
+        return y
+    ct = compute_dtype(u, delta, B, C)
+    last = u.new_zeros((u.shape[0], u.shape[1], A.shape[1]), dtype=ct)
+    return y, last + tie.to(ct)

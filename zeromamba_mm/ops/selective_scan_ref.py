@@ -1,9 +1,9 @@
 """Sequential reference of the selective scan (for tests and as ground truth).
 
-Same signature and semantics as mamba-ssm's ``selective_scan_ref``:
-``delta = softplus(delta + delta_bias)``;
+Same signature and semantics as mamba-ssm's ``selective_scan_ref`` for real
+``A``: ``delta = softplus(delta + delta_bias)``;
 ``h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t``;
-``y_t = C_t . h_t + D * u_t``.
+``y_t = C_t . h_t + D * u_t``; ``y = y * silu(z)``.
 """
 from typing import Optional, Tuple, Union
 
@@ -11,27 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# compute_dtype and expand_groups live in scan_common; they are re-exported
+# here because they used to be defined in this module.
+from .scan_common import compute_dtype, expand_groups, softplus
 
-def compute_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
-    """The dtype every backend scans in: float64 if any input is float64,
-    else float32 (half/bf16 inputs are upcast)."""
-    if any(t is not None and t.dtype == torch.float64 for t in tensors):
-        return torch.float64
-    return torch.float32
-
-
-def expand_groups(BC: Tensor, channels: int) -> Tensor:
-    """Expand grouped B/C of shape (B, G, N, L) to (B, D, N, L).
-
-    Channel ``d`` reads group ``d // (D / G)``, as in mamba-ssm.
-    """
-    if BC.dim() == 3:  # (B, N, L): one group shared by every channel
-        BC = BC.unsqueeze(1)
-    groups = BC.shape[1]
-    if channels % groups != 0:
-        raise ValueError(f'B/C have {groups} groups, which does not divide '
-                         f'the {channels} channels of u')
-    return BC.repeat_interleave(channels // groups, dim=1)
+__all__ = ['compute_dtype', 'expand_groups', 'selective_scan_ref']
 
 
 def selective_scan_ref(
@@ -55,8 +39,9 @@ def selective_scan_ref(
         u (Tensor): Input, (batch, D, L).
         delta (Tensor): Step sizes before bias/softplus, (batch, D, L).
         A (Tensor): State matrix (diagonal), (D, N), float32.
-        B (Tensor): Input projection, (batch, G, N, L) or (batch, N, L).
-        C (Tensor): Output projection, (batch, G, N, L) or (batch, N, L).
+        B (Tensor): Input projection, (batch, G, N, L) or (batch, N, L), or
+            fixed (D, N).
+        C (Tensor): Output projection, same layouts as B.
         D (Tensor, optional): Skip weight, (D,).
         z (Tensor, optional): Gate, (batch, D, L); ``y * silu(z)``.
         delta_bias (Tensor, optional): Added to delta, (D,).
@@ -73,10 +58,10 @@ def selective_scan_ref(
     if delta_bias is not None:
         delta = delta + delta_bias.to(ct)[..., None]
     if delta_softplus:
-        delta = F.softplus(delta)
-    channels = u.shape[1]
-    Bx = expand_groups(B.to(ct), channels)
-    Cx = expand_groups(C.to(ct), channels)
+        delta = softplus(delta)
+    channels, length = u.shape[1], u.shape[2]
+    Bx = expand_groups(B.to(ct), channels, length)
+    Cx = expand_groups(C.to(ct), channels, length)
     A = A.to(ct)
     # Per-step factors, then the recurrence one step at a time. unbind()
     # rather than indexing per step: the backward of an index materialises
@@ -89,7 +74,8 @@ def selective_scan_ref(
     for decay, inp, out in zip(decays, inputs, outputs):
         state = decay * state + inp
         ys.append((state * out).sum(-1))
-    y = torch.stack(ys, dim=2)
+    # L = 0: no step, y is empty and the state stays the zero start.
+    y = torch.stack(ys, dim=2) if ys else u.new_zeros(u.shape)
     if D is not None:
         y = y + u * D.to(ct)[..., None]
     if z is not None:

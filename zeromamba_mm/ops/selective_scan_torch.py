@@ -21,24 +21,26 @@ That is about ``2 T + 4 log2(nc)`` small kernels per block instead of
 elementwise ops in the input layout; only the decay, the scanned inputs
 and the states are transposed to and from the chunk layout. On CPU the rows
 (batch x channel) are processed in blocks of about half a million elements
-whose temporaries live in reused buffers: they stay in the last-level cache
-and no full-size temporary is allocated (a fresh multi-megabyte tensor
-costs page faults that cost more than the arithmetic on it).
+whose temporaries come from a pool of buffers handed out by role
+(:class:`_Workspace`): they stay in the last-level cache and no full-size
+temporary is allocated (a fresh multi-megabyte tensor costs page faults
+that cost more than the arithmetic on it).
 
 Autograd is a custom :class:`torch.autograd.Function` whose forward keeps
 only its inputs; the backward recomputes the states block by block and
 runs the adjoint recurrence ``lam_t = C_t g_t + a_{t+1} lam_{t+1}`` with
 the same chunked scheme, so training memory is that of the inputs plus one
-block of temporaries.
+block of temporaries. :func:`_backward` derives every gradient.
 """
+import contextlib
 import math
 import threading
-from typing import Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .selective_scan_ref import compute_dtype
+from .scan_common import LOG2E, compute_dtype, softplus_
 
 # Elements (rows x steps) per block on CPU: the dozen float32 buffers of a
 # block (2 MB each) stay in a 32 MB last-level cache, and each step of the
@@ -47,7 +49,6 @@ from .selective_scan_ref import compute_dtype
 CPU_BLOCK_ELEMS = 1 << 19
 # Preferred chunk length (see chunk_shape).
 CHUNK_TARGET = 16
-LOG2E = math.log2(math.e)
 
 
 def chunk_shape(length: int, target: Optional[int] = None) -> Tuple[int, int]:
@@ -175,13 +176,19 @@ def _scan_backward_(a: Tensor, lam: Tensor) -> None:
 
 
 class _Workspace:
-    """Scratch buffers reused across blocks and calls.
+    """Scratch buffers handed out by role and recycled across blocks.
 
     On CPU a fresh multi-megabyte tensor costs page faults that take longer
-    than the arithmetic done on it, so every per-block temporary is a view
-    into a buffer kept per thread, device and dtype (a few MB: blocks are
-    small there). On other devices the caching allocator already does this
-    and blocks are whole problems, so nothing is kept.
+    than the arithmetic done on it, so per-block temporaries come from a
+    pool of flat buffers kept per thread, device and dtype (a few MB:
+    blocks are small there). :meth:`take` gives a role (``'decay'``,
+    ``'adjoint'``, ...) its own buffer for as long as the role is live;
+    :meth:`release` ends the role and returns the memory to the pool, where
+    a role taken later may receive it. A role therefore has one meaning for
+    its whole lifetime, and the memory of roles whose lifetimes do not
+    overlap is shared, as with a caching allocator. On other devices the
+    caching allocator already does this and blocks are whole problems, so
+    every take allocates and nothing is kept.
     """
 
     _local = threading.local()
@@ -189,7 +196,8 @@ class _Workspace:
     def __init__(self, device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
         self.keep = device.type == 'cpu'
-        self.buffers = {}
+        self.free: List[Tensor] = []
+        self.live: Dict[str, Tensor] = {}
 
     @classmethod
     def get(cls, device: torch.device, dtype: torch.dtype) -> '_Workspace':
@@ -202,34 +210,48 @@ class _Workspace:
         ws = cache[key]
         return ws if ws.keep else cls(device, dtype)
 
-    def take(self, name: str, shape: Tuple[int, ...]) -> Tensor:
-        """An uninitialised tensor of ``shape`` owned by slot ``name``."""
+    def take(self, role: str, shape: Tuple[int, ...]) -> Tensor:
+        """An uninitialised tensor of ``shape`` for ``role`` until
+        :meth:`release`."""
+        if role in self.live:
+            raise RuntimeError(f'workspace role {role!r} is already live')
         numel = math.prod(shape)
-        buf = self.buffers.get(name)
-        if buf is None or buf.numel() < numel:
+        # Indices, not list.remove: tensors do not compare with ==.
+        sizes = [b.numel() for b in self.free]
+        fits = [i for i, n in enumerate(sizes) if n >= numel]
+        if fits:
+            buf = self.free.pop(min(fits, key=sizes.__getitem__))
+        else:
+            if self.free:  # replace the largest (too small) free buffer
+                self.free.pop(max(range(len(sizes)), key=sizes.__getitem__))
             buf = torch.empty(numel, dtype=self.dtype, device=self.device)
-            if self.keep:
-                self.buffers[name] = buf
+        self.live[role] = buf
         return buf[:numel].view(shape)
 
+    def release(self, *roles: str) -> None:
+        """End ``roles``; their memory may be handed to later roles."""
+        for role in roles:
+            buf = self.live.pop(role)
+            if self.keep:
+                self.free.append(buf)
 
-def _softplus_(x: Tensor, ws: '_Workspace') -> Tensor:
-    """In-place ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``.
+    def rename(self, role: str, new_role: str) -> None:
+        """Hand ``role``'s buffer to ``new_role``, for an in-place update
+        that turns the old quantity (no longer needed) into the new one:
+        on CPU an in-place product streams two operands instead of three,
+        which is measurably faster than writing to a fresh buffer."""
+        if new_role in self.live:
+            raise RuntimeError(f'workspace role {new_role!r} is already live')
+        self.live[new_role] = self.live.pop(role)
 
-    ``torch``'s softplus and ``log1p`` take a slow scalar path on CPU for
-    these arguments (about 10x the rest of the scan), so ``log1p(e)`` is
-    ``log(w) - ((w - 1) - e) / w`` with ``w = 1 + e`` (the rounding of ``w``
-    corrected to first order: accurate to an ulp, exactly ``e`` when
-    ``w == 1``), and ``exp`` is ``exp2(x * log2(e))``, 3x faster here; its
-    relative error grows like ``|x| * eps`` (2e-6 at |x| = 30, where the
-    term itself is below 1e-13 of x), the same order as the rounding of
-    ``delta * A`` that the decay ``exp(delta * A)`` inherits anyway. Agrees
-    with ``F.softplus`` (threshold 20) to about 1e-7 relative.
-    """
-    e = torch.abs(x, out=ws.take('sp_e', x.shape)).mul_(-LOG2E).exp2_()
-    w = torch.add(e, 1, out=ws.take('sp_w', x.shape))
-    fix = torch.sub(w, 1, out=ws.take('sp_f', x.shape)).sub_(e).div_(w)
-    return x.clamp_min_(0).add_(w.log_()).sub_(fix)
+    @contextlib.contextmanager
+    def scope(self) -> Iterator['_Workspace']:
+        """Release every role taken inside (one block), also on error."""
+        before = set(self.live)
+        try:
+            yield self
+        finally:
+            self.release(*[r for r in self.live if r not in before])
 
 
 def _to_chunks(x: Tensor, T: int, nc: int, out: Tensor) -> Tensor:
@@ -290,43 +312,69 @@ def _block_delta(ws: _Workspace,
                  delta: Tensor,
                  bias: Optional[Tensor],
                  softplus: bool,
-                 want_sigmoid: bool = False) -> Tuple[Tensor, Tensor]:
-    """``dt = softplus(delta + bias)`` of a block (and ``softplus'``)."""
+                 want_grad: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+    """Step sizes ``dt = softplus(delta + bias)`` of a block (roles
+    ``'dt'`` and, with ``want_grad``, ``'softplus_grad'`` =
+    ``sigmoid(delta + bias)``, the derivative of the softplus)."""
     dt = ws.take('dt', delta.shape)
     if bias is not None:
         torch.add(delta, bias[..., None], out=dt)
     else:
         dt.copy_(delta)
-    sig = None
+    grad = None
     if softplus:
-        if want_sigmoid:
-            sig = torch.sigmoid(dt, out=ws.take('sig', dt.shape))
-        _softplus_(dt, ws)
-    return dt, sig
+        if want_grad:
+            grad = torch.sigmoid(dt, out=ws.take('softplus_grad', dt.shape))
+        softplus_(dt, ws.take)
+        ws.release('softplus_exp', 'softplus_w', 'softplus_fix')
+    return dt, grad
 
 
 def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
                   A: Tensor, B: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Decay ``a = exp(dt A)`` of a block in the input layout and, in the
-    chunk layout, ``a`` and the states ``h`` (all (nb, ng, nd, N, ...)).
-    ``A`` here is ``A * log2(e)``."""
+    """Decays and states of a block.
+
+    ``A`` here is ``A * log2(e)``; B is the block's (nb, ng, N, L).
+
+    Returns:
+        tuple: roles ``'decay'`` (``a_t = exp(dt_t A)``, input layout,
+        (nb, ng, nd, N, L)), ``'decay_c'`` (the same in the chunk layout)
+        and ``'state_c'`` (the states ``h_t``, chunk layout: filled with the
+        scan inputs ``b_t = dt_t u_t B_t`` and scanned in place). The
+        products run in the contiguous input layout and are then copied
+        (roles ``'dt_u'``, ``'scan_inputs'``): faster on CPU than writing
+        them through strided chunk-layout views.
+    """
     T, nc = p.T, p.nc
     shape = dt.shape[:3] + (p.d_state, dt.shape[-1])
-    # exp(dt A) as exp2(dt * (A log2 e)): see _softplus_.
-    a = torch.mul(dt.unsqueeze(3), A[..., None], out=ws.take('a', shape))
-    a.exp2_()
-    w = torch.mul(dt, u, out=ws.take('w', dt.shape))
-    b = torch.mul(w.unsqueeze(3), B.unsqueeze(2), out=ws.take('b', shape))
-    a_c = _to_chunks(a, T, nc, ws.take('a_c', shape))
-    h_c = _to_chunks(b, T, nc, ws.take('h_c', shape))
-    _scan_forward_(a_c, h_c)
-    return a, a_c, h_c
+    # exp(dt A) as exp2(dt * (A log2 e)): see scan_common.softplus_.
+    decay = torch.mul(
+        dt.unsqueeze(3), A[..., None], out=ws.take('decay', shape))
+    decay.exp2_()
+    decay_c = _to_chunks(decay, T, nc, ws.take('decay_c', shape))
+    dt_u = torch.mul(dt, u, out=ws.take('dt_u', dt.shape))
+    inputs = torch.mul(
+        dt_u.unsqueeze(3), B.unsqueeze(2), out=ws.take('scan_inputs', shape))
+    state_c = _to_chunks(inputs, T, nc, ws.take('state_c', shape))
+    ws.release('dt_u', 'scan_inputs')
+    _scan_forward_(decay_c, state_c)
+    return decay, decay_c, state_c
 
 
 def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
              D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
              out_dtype: torch.dtype,
              want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """``y_t = sum_n C_t h_t + D u_t`` block by block (no gate).
+
+    Workspace roles per block, in order of release: the softplus
+    temporaries (inside :func:`_block_delta`), ``'dt_u'`` (inside
+    :func:`_block_states`), ``'decay'`` and ``'decay_c'`` (after the
+    scan), ``'state_c'`` (once copied to ``'state'``, the input layout),
+    ``'state'`` (renamed ``'output_terms'`` when multiplied by ``C_t`` in
+    place; for N = 1 their sum over n is a view of that buffer, where
+    ``D u`` is added) and ``'dt'`` at the end of the block.
+    """
     p = _Problem(u, A, B)
     ct = compute_dtype(u, delta, B, C)
     ws = _Workspace.get(u.device, ct)
@@ -342,19 +390,25 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                      N), dtype=ct) if want_last else None)
     tl, cl = p.last_index
     for bs, gs, ds in p.blocks():
-        ub = u4[bs, gs, ds]
-        dt, _ = _block_delta(ws, d4[bs, gs, ds],
-                             None if bias2 is None else bias2[gs,
-                                                              ds], softplus)
-        a, _, h_c = _block_states(p, ws, dt, ub, A2[gs, ds], B[bs, gs])
-        if last is not None:
-            last[bs, gs, ds] = h_c[..., tl, cl]
-        h = a  # a is spent: reuse it for the states in the input layout
-        _chunked(h, T, nc).copy_(h_c)
-        yb = _sum_state(h.mul_(C[bs, gs].unsqueeze(2)))
-        if D2 is not None:
-            yb.addcmul_(ub, D2[gs, ds, None])
-        y4[bs, gs, ds] = yb
+        with ws.scope():
+            ub = u4[bs, gs, ds]
+            dt, _ = _block_delta(ws, d4[bs, gs, ds],
+                                 None if bias2 is None else bias2[gs, ds],
+                                 softplus)
+            decay, _, state_c = _block_states(p, ws, dt, ub, A2[gs, ds], B[bs,
+                                                                           gs])
+            ws.release('decay', 'decay_c')
+            if last is not None:
+                last[bs, gs, ds] = state_c[..., tl, cl]
+            state = ws.take('state', decay.shape)
+            _chunked(state, T, nc).copy_(state_c)
+            ws.release('state_c')
+            terms = state.mul_(C[bs, gs].unsqueeze(2))  # h_t C_t
+            ws.rename('state', 'output_terms')
+            yb = _sum_state(terms)  # for N = 1 a view of the terms
+            if D2 is not None:
+                yb.addcmul_(ub, D2[gs, ds, None])
+            y4[bs, gs, ds] = yb
     if p.padded != p.length:
         y = y[..., :p.length].contiguous()
     if last is not None:
@@ -365,6 +419,57 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
 def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
               D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
               gy: Tensor, glast: Optional[Tensor]) -> Tuple[Tensor, ...]:
+    r"""Gradients of the z-free scan, by the adjoint recurrence.
+
+    Forward, for one sequence and channel ``d``, state ``n``, step ``t``
+    (``x_t = delta_t + bias``)::
+
+        dt_t = softplus(x_t)  (or x_t)    a_t = exp(dt_t A_n)
+        b_t  = dt_t u_t B_{t,n}           h_t = a_t h_{t-1} + b_t
+        y_t  = sum_n C_{t,n} h_t + D u_t  h_{-1} = 0
+
+    With ``g_t = dL/dy_t`` and ``glast = dL/dh_{L-1}`` (the returned last
+    state's gradient), the total derivative ``lam_t = dL/dh_t`` obeys the
+    adjoint recurrence, run backwards in time with the same chunked scan::
+
+        lam_t = C_{t,n} g_t + a_{t+1} lam_{t+1}  (+ glast at t = L-1),
+        lam_L = 0.
+
+    ``h_t`` reads ``a_t`` through ``a_t h_{t-1}`` and ``b_t`` directly, so
+    ``dL/da_t = lam_t h_{t-1}`` and ``dL/db_t = lam_t``. With
+    ``q_t = a_t h_{t-1}`` (formed as a product, not as ``h_t - b_t``,
+    which would cancel) and ``da_t/dA_n = dt_t a_t``,
+    ``da_t/ddt_t = A_n a_t``, ``db_t/ddt_t = u_t B_{t,n}``::
+
+        dA_n      = sum_{batch, t} dt_t lam_t q_t
+        dB_{t,n}  = sum_{d in group} lam_t dt_t u_t
+        dC_{t,n}  = sum_{d in group} g_t h_t
+        du_t      = dt_t s_t + D g_t,        s_t = sum_n lam_t B_{t,n}
+        ddt_t     = sum_n A_n lam_t q_t + u_t s_t
+        ddelta_t  = ddt_t * sigmoid(x_t)     (softplus' = sigmoid; else 1)
+        dD        = sum_{batch, t} g_t u_t
+        d delta_bias = sum_{batch, t} ddelta_t
+
+    The gate ``y * silu(z)`` (and so ``dz``) is applied outside this
+    function, by autograd, in :func:`zeromamba_mm.ops.selective_scan`.
+
+    Workspace roles per block (:class:`_Workspace`), from take to release:
+    ``'grad_y'`` (``g`` upcast), ``'dt'`` and ``'softplus_grad'`` live for
+    the whole block; ``'decay'`` until ``lam q`` is formed; ``'decay_c'``
+    until the adjoint scan is done; ``'adjoint'`` (``lam``, input layout:
+    holds its source ``C g`` until the scan result is copied over it)
+    until ``s``; ``'adjoint_c'`` (``lam``, chunk layout) for the scan;
+    ``'state_c'`` until copied to ``'state'`` (input layout). The terms of
+    the sums are formed in place over a factor that is not needed
+    afterwards (:meth:`_Workspace.rename` marks the hand-over):
+    ``'decay'`` -> ``'adjoint_decay'`` (``lam_t q_t``) ->
+    ``'ddelta_terms'`` (``A lam q``); ``'state'`` -> ``'dC_terms'``;
+    ``'dt_u'`` -> ``'dB_terms'`` (N = 1); ``'adjoint'`` -> ``'adjoint_b'``
+    (``lam B``, summed over n to ``s``). ``'dA_terms'``, ``'grad_y_u'``
+    live only for their sums; ``'du'`` and ``'ddelta_terms'`` (for N = 1
+    the sum over n is a view, where ``ddelta`` accumulates) until the
+    block's gradients are written.
+    """
     p = _Problem(u, A, B)
     ct = compute_dtype(u, delta, B, C)
     ws = _Workspace.get(u.device, ct)
@@ -382,56 +487,74 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     dA = torch.zeros_like(A3)
     dD = torch.zeros(p.groups, p.per_group, dtype=ct, device=u.device)
     dbias = torch.zeros_like(dD)
+    tl, cl = p.last_index
     for bs, gs, ds in p.blocks():
-        ub = u4[bs, gs, ds]
-        gb = ws.take('g', ub.shape).copy_(g4[bs, gs, ds])  # upcast
-        Ab, Bb, Cb = A3[gs, ds], Bp[bs, gs].unsqueeze(2), Cp[bs,
-                                                             gs].unsqueeze(2)
-        dt, sig = _block_delta(ws, d4[bs, gs, ds],
-                               None if bias2 is None else bias2[gs, ds],
-                               softplus, True)
-        a, a_c, h_c = _block_states(p, ws, dt, ub, A2[gs, ds], Bb.squeeze(2))
-        # Adjoint of the state: lam_t = C_t g_t + a_{t+1} lam_{t+1}.
-        lam = torch.mul(gb.unsqueeze(3), Cb, out=ws.take('b', a.shape))
-        if glast4 is not None:
-            lam[..., p.length - 1] += glast4[bs, gs, ds]
-        lam_c = _to_chunks(lam, T, nc, ws.take('lam_c', a.shape))
-        _scan_backward_(a_c, lam_c)
-        _chunked(lam, T, nc).copy_(lam_c)
-        h = a_c.view(a.shape)  # a_c is spent: reuse it for the states
-        _chunked(h, T, nc).copy_(h_c)
-        # q_t = a_t h_{t-1}, exactly (no h_t - b_t cancellation); then
-        # q <- lam * q.
-        a[..., 1:].mul_(h[..., :-1])
-        a[..., 0] = 0
-        q = a.mul_(lam)
-        # dA[d, n] = sum_t dt_t lam_t q_t
-        qdt = torch.mul(q, dt.unsqueeze(3), out=ws.take('qdt', q.shape))
-        dA[gs, ds] += qdt.sum((0, -1))
-        # dC = sum over the group's channels of g_t h_t.
-        dC[bs, gs] += h.mul_(gb.unsqueeze(3)).sum(2)
-        # dB = sum over the group's channels of lam_t dt_t u_t.
-        w = torch.mul(dt, ub, out=ws.take('w', dt.shape))
-        if N == 1:
-            dB[bs, gs] += w.mul_(lam.squeeze(3)).sum(2).unsqueeze(2)
-        else:
-            dB[bs, gs] += (lam * w.unsqueeze(3)).sum(2)
-        s = _sum_state(lam.mul_(Bb))  # sum_n lam_n B_n
-        # du = dt * sum_n lam B + D g
-        dub = torch.mul(dt, s, out=w)
-        if D2 is not None:
-            dub.addcmul_(gb, D2[gs, ds, None])
-            gu = torch.mul(gb, ub, out=ws.take('gu', gb.shape))
-            dD[gs, ds] += gu.sum((0, -1))
-        du4[bs, gs, ds] = dub
-        # ddelta = (sum_n A lam q + u * sum_n lam B) * softplus'
-        ddb = _sum_state(q.mul_(Ab[..., None]))
-        ddb.addcmul_(ub, s)
-        if sig is not None:
-            ddb.mul_(sig)
-        if bias2 is not None:
-            dbias[gs, ds] += ddb.sum((0, -1))
-        dd4[bs, gs, ds] = ddb
+        with ws.scope():
+            ub = u4[bs, gs, ds]
+            gb = ws.take('grad_y', ub.shape).copy_(g4[bs, gs, ds])
+            Ab = A3[gs, ds]
+            Bb, Cb = Bp[bs, gs].unsqueeze(2), Cp[bs, gs].unsqueeze(2)
+            dt, sp_grad = _block_delta(
+                ws, d4[bs, gs, ds], None if bias2 is None else bias2[gs, ds],
+                softplus, True)
+            decay, decay_c, state_c = _block_states(p, ws, dt, ub, A2[gs, ds],
+                                                    Bb.squeeze(2))
+            shape = decay.shape
+            # lam: its source C_t g_t (+ glast), scanned in the chunk
+            # layout, copied back over the source.
+            adjoint = torch.mul(
+                gb.unsqueeze(3), Cb, out=ws.take('adjoint', shape))
+            if glast4 is not None:
+                adjoint[..., p.length - 1] += glast4[bs, gs, ds]
+            adjoint_c = _to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
+            _scan_backward_(decay_c, adjoint_c)
+            ws.release('decay_c')
+            _chunked(adjoint, T, nc).copy_(adjoint_c)
+            ws.release('adjoint_c')
+            state = ws.take('state', shape)
+            _chunked(state, T, nc).copy_(state_c)
+            ws.release('state_c')
+            # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
+            # over the decay, which is not needed after it.
+            decay[..., 1:].mul_(state[..., :-1])
+            decay[..., 0] = 0
+            lam_q = decay.mul_(adjoint)
+            ws.rename('decay', 'adjoint_decay')
+            terms = torch.mul(
+                lam_q, dt.unsqueeze(3), out=ws.take('dA_terms', shape))
+            dA[gs, ds] += terms.sum((0, -1))
+            ws.release('dA_terms')
+            terms = state.mul_(gb.unsqueeze(3))  # g_t h_t
+            ws.rename('state', 'dC_terms')
+            dC[bs, gs] += terms.sum(2)
+            ws.release('dC_terms')
+            dt_u = torch.mul(dt, ub, out=ws.take('dt_u', dt.shape))
+            if N == 1:  # lam_t dt_t u_t, in place over dt_u
+                terms = dt_u.mul_(adjoint.squeeze(3))
+                ws.rename('dt_u', 'dB_terms')
+                dB[bs, gs] += terms.sum(2).unsqueeze(2)
+            else:
+                terms = torch.mul(
+                    adjoint, dt_u.unsqueeze(3), out=ws.take('dB_terms', shape))
+                dB[bs, gs] += terms.sum(2)
+                ws.release('dt_u')
+            ws.release('dB_terms')
+            s = _sum_state(adjoint.mul_(Bb))  # sum_n lam_t B_t
+            ws.rename('adjoint', 'adjoint_b')
+            dub = torch.mul(dt, s, out=ws.take('du', dt.shape))
+            if D2 is not None:
+                dub.addcmul_(gb, D2[gs, ds, None])
+                gu = torch.mul(gb, ub, out=ws.take('grad_y_u', gb.shape))
+                dD[gs, ds] += gu.sum((0, -1))
+            du4[bs, gs, ds] = dub
+            ddb = _sum_state(lam_q.mul_(Ab[..., None]))  # sum_n A lam q
+            ws.rename('adjoint_decay', 'ddelta_terms')
+            ddb.addcmul_(ub, s)
+            if sp_grad is not None:
+                ddb.mul_(sp_grad)
+            if bias2 is not None:
+                dbias[gs, ds] += ddb.sum((0, -1))
+            dd4[bs, gs, ds] = ddb
     if p.padded != p.length:
         du, ddelta = (x[..., :p.length].contiguous() for x in (du, ddelta))
         dB, dC = dB[..., :p.length], dC[..., :p.length]

@@ -26,7 +26,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .selective_scan_ref import compute_dtype
+from .scan_common import compute_dtype
 
 try:
     import triton
@@ -74,15 +74,14 @@ if triton is not None:
         return dt
 
     @triton.jit
-    def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr,
-                    states_ptr, last_ptr, L, CH, CH_PER_GROUP, N_TILES, s_ub,
-                    s_ud, s_ul, s_db, s_dd, s_dl, s_ad, s_an, s_bb, s_bg, s_bn,
-                    s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
-                    N: tl.constexpr, BLOCK_D: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-                    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    SOFTPLUS: tl.constexpr, SAVE_STATES: tl.constexpr,
-                    ACC: tl.constexpr):
+    def _prologue(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, CH,
+                  CH_PER_GROUP, s_ub, s_ud, s_db, s_dd, s_ad, s_an, s_bb,
+                  s_bg, s_bn, s_cb, s_cg, s_cn, N: tl.constexpr,
+                  BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                  HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                  ACC: tl.constexpr):
+        # What both kernels set up before walking the tiles: this program's
+        # channels and states, its per-channel parameters, row pointers.
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
         offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -104,10 +103,56 @@ if triton is not None:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(ACC)
         u_base = u_ptr + pid_b * s_ub + offs_d[:, None] * s_ud
         dt_base = dt_ptr + pid_b * s_db + offs_d[:, None] * s_dd
-        y_base = y_ptr + pid_b * s_yb + offs_d[:, None] * s_yd
         b_base = B_ptr + pid_b * s_bb + group * s_bg + offs_n[:, None] * s_bn
         c_base = C_ptr + pid_b * s_cb + group * s_cg + offs_n[:, None] * s_cn
         state_rows = (pid_b * CH + offs_d[:, None]) * N + offs_n[None, :]
+        return (pid_b, pid_d, offs_d, mask_d, mask_n, mask_dn, A, bias, Dv,
+                u_base, dt_base, b_base, c_base, state_rows)
+
+    @triton.jit
+    def _load_tile(u_base, dt_base, b_base, c_base, offs_l, L, mask_d, mask_n,
+                   A, bias, s_ul, s_dl, s_bl, s_cl, HAS_BIAS: tl.constexpr,
+                   SOFTPLUS: tl.constexpr, ACC: tl.constexpr):
+        # One tile's inputs and its scan pairs (a_t, b_t). Padding steps get
+        # a = 1, b = 0, which carries the state through.
+        mask_l = offs_l < L
+        m2 = mask_d[:, None] & mask_l[None, :]
+        mnl = mask_n[:, None] & mask_l[None, :]
+        u = tl.load(
+            u_base + offs_l[None, :] * s_ul, mask=m2, other=0.0).to(ACC)
+        raw = tl.load(
+            dt_base + offs_l[None, :] * s_dl, mask=m2, other=0.0).to(ACC)
+        if HAS_BIAS:
+            raw = raw + bias[:, None]
+        dt = raw
+        if SOFTPLUS:
+            dt = _softplus(raw)
+        Bt = tl.load(
+            b_base + offs_l[None, :] * s_bl, mask=mnl, other=0.0).to(ACC)
+        Ct = tl.load(
+            c_base + offs_l[None, :] * s_cl, mask=mnl, other=0.0).to(ACC)
+        m3 = m2[:, None, :] & mask_n[None, :, None]
+        a = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
+        b = (dt * u)[:, None, :] * Bt[None, :, :]
+        return m2, raw, u, dt, Bt, Ct, a, b
+
+    @triton.jit
+    def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr,
+                    states_ptr, last_ptr, L, CH, CH_PER_GROUP, N_TILES, s_ub,
+                    s_ud, s_ul, s_db, s_dd, s_dl, s_ad, s_an, s_bb, s_bg, s_bn,
+                    s_bl, s_cb, s_cg, s_cn, s_cl, s_yb, s_yd, s_yl,
+                    N: tl.constexpr, BLOCK_D: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+                    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, SAVE_STATES: tl.constexpr,
+                    ACC: tl.constexpr):
+        (pid_b, pid_d, offs_d, mask_d, mask_n, mask_dn, A, bias, Dv, u_base,
+         dt_base, b_base, c_base, state_rows) = _prologue(
+             u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, CH,
+             CH_PER_GROUP, s_ub, s_ud, s_db, s_dd, s_ad, s_an, s_bb, s_bg,
+             s_bn, s_cb, s_cg, s_cn, N, BLOCK_D, BLOCK_N, HAS_D, HAS_BIAS,
+             ACC)
+        y_base = y_ptr + pid_b * s_yb + offs_d[:, None] * s_yd
         is_last = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, None, :]
         h = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
         for k in range(0, N_TILES):
@@ -115,21 +160,9 @@ if triton is not None:
                 tl.store(
                     states_ptr + state_rows * N_TILES + k, h, mask=mask_dn)
             offs_l = k * BLOCK_L + tl.arange(0, BLOCK_L)
-            mask_l = offs_l < L
-            m2 = mask_d[:, None] & mask_l[None, :]
-            mnl = mask_n[:, None] & mask_l[None, :]
-            u = tl.load(
-                u_base + offs_l[None, :] * s_ul, mask=m2, other=0.0).to(ACC)
-            dt = _load_dt(dt_base + offs_l[None, :] * s_dl, m2, bias, HAS_BIAS,
-                          SOFTPLUS, ACC)
-            Bt = tl.load(
-                b_base + offs_l[None, :] * s_bl, mask=mnl, other=0.0).to(ACC)
-            Ct = tl.load(
-                c_base + offs_l[None, :] * s_cl, mask=mnl, other=0.0).to(ACC)
-            m3 = m2[:, None, :] & mask_n[None, :, None]
-            # Padding steps: a = 1, b = 0 carries the state through.
-            a = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
-            b = (dt * u)[:, None, :] * Bt[None, :, :]
+            m2, _, u, _, _, Ct, a, b = _load_tile(
+                u_base, dt_base, b_base, c_base, offs_l, L, mask_d, mask_n,
+                A, bias, s_ul, s_dl, s_bl, s_cl, HAS_BIAS, SOFTPLUS, ACC)
             pa, pb = tl.associative_scan((a, b), axis=2, combine_fn=_combine)
             hs = pa * h[:, :, None] + pb
             y = tl.sum(hs * Ct[None, :, :], axis=1)
@@ -150,34 +183,18 @@ if triton is not None:
                     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_GLAST: tl.constexpr,
                     ACC: tl.constexpr):
-        pid_b = tl.program_id(0).to(tl.int64)
-        pid_d = tl.program_id(1)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        (pid_b, pid_d, offs_d, mask_d, mask_n, mask_dn, A, bias, Dv, u_base,
+         dt_base, b_base, c_base, state_rows) = _prologue(
+             u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, CH,
+             CH_PER_GROUP, s_ub, s_ud, s_db, s_dd, s_ad, s_an, s_bb, s_bg,
+             s_bn, s_cb, s_cg, s_cn, N, BLOCK_D, BLOCK_N, HAS_D, HAS_BIAS,
+             ACC)
         offs_n = tl.arange(0, BLOCK_N)
-        mask_d = offs_d < CH
-        mask_n = offs_n < N
-        group = (pid_d * BLOCK_D) // CH_PER_GROUP
-        mask_dn = mask_d[:, None] & mask_n[None, :]
-        A = tl.load(
-            A_ptr + offs_d[:, None] * s_ad + offs_n[None, :] * s_an,
-            mask=mask_dn,
-            other=0.0).to(ACC)
-        bias = tl.zeros([BLOCK_D], dtype=ACC)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(ACC)
-        Dv = tl.zeros([BLOCK_D], dtype=ACC)
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(ACC)
-        u_base = u_ptr + pid_b * s_ub + offs_d[:, None] * s_ud
-        dt_base = dt_ptr + pid_b * s_db + offs_d[:, None] * s_dd
         g_base = gy_ptr + pid_b * s_gb + offs_d[:, None] * s_gd
         # du / ddelta are contiguous (batch, CH, L) buffers.
         out_base = (pid_b * CH + offs_d[:, None]) * L
-        b_base = B_ptr + pid_b * s_bb + group * s_bg + offs_n[:, None] * s_bn
-        c_base = C_ptr + pid_b * s_cb + group * s_cg + offs_n[:, None] * s_cn
         # dB / dC partials: contiguous (batch, N_DBLOCKS, N, L).
         part_base = ((pid_b * N_DBLOCKS + pid_d) * N + offs_n[:, None]) * L
-        state_rows = (pid_b * CH + offs_d[:, None]) * N + offs_n[None, :]
         glast = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
         if HAS_GLAST:
             glast = tl.load(
@@ -190,27 +207,13 @@ if triton is not None:
         for kk in range(0, N_TILES):
             k = N_TILES - 1 - kk
             offs_l = k * BLOCK_L + ar
-            mask_l = offs_l < L
-            m2 = mask_d[:, None] & mask_l[None, :]
-            mnl = mask_n[:, None] & mask_l[None, :]
+            m2, raw, u, dt, Bt, Ct, a, b = _load_tile(
+                u_base, dt_base, b_base, c_base, offs_l, L, mask_d, mask_n,
+                A, bias, s_ul, s_dl, s_bl, s_cl, HAS_BIAS, SOFTPLUS, ACC)
+            mnl = mask_n[:, None] & (offs_l < L)[None, :]
             m3 = m2[:, None, :] & mask_n[None, :, None]
-            u = tl.load(
-                u_base + offs_l[None, :] * s_ul, mask=m2, other=0.0).to(ACC)
-            raw = tl.load(
-                dt_base + offs_l[None, :] * s_dl, mask=m2, other=0.0).to(ACC)
-            if HAS_BIAS:
-                raw = raw + bias[:, None]
-            dt = raw
-            if SOFTPLUS:
-                dt = _softplus(raw)
             g = tl.load(
                 g_base + offs_l[None, :] * s_gl, mask=m2, other=0.0).to(ACC)
-            Bt = tl.load(
-                b_base + offs_l[None, :] * s_bl, mask=mnl, other=0.0).to(ACC)
-            Ct = tl.load(
-                c_base + offs_l[None, :] * s_cl, mask=mnl, other=0.0).to(ACC)
-            a = tl.where(m3, tl.exp(dt[:, None, :] * A[:, :, None]), 1.0)
-            b = (dt * u)[:, None, :] * Bt[None, :, :]
             # h_{t-1}: scan the tile shifted right by one step, whose first
             # element is the saved state at the tile start (a = 0 there).
             offs_p = offs_l - 1

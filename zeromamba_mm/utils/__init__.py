@@ -1,6 +1,9 @@
-from .word_vectors import (RefusedPickleError, load_word_vectors,
-                           restricted_load_numpy_pickle)
+from .safe_load import (CheckpointLoadError, CheckpointNotFoundError,
+                        UnsafeFileError, load_npy, load_numpy_pickle,
+                        load_torch_file)
+from .word_vectors import load_word_vectors
 
 __all__ = [
-    'load_word_vectors', 'restricted_load_numpy_pickle', 'RefusedPickleError'
+    'CheckpointLoadError', 'CheckpointNotFoundError', 'UnsafeFileError',
+    'load_npy', 'load_numpy_pickle', 'load_torch_file', 'load_word_vectors'
 ]

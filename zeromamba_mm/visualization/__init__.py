@@ -1,10 +1,15 @@
 from .attention import (AttributeAttention, compute_attribute_attention,
-                        plot_attribute_attention,
+                        draw_attribute_attention, plot_attribute_attention,
                         visualize_attribute_attention)
-from .curves import CurvePoints, plot_seen_unseen_curve, points_from_arrays
+from .curves import (CurvePoints, draw_seen_unseen_curve,
+                     plot_seen_unseen_curve, points_from_arrays,
+                     save_seen_unseen_curve)
+from .zsl_visualizer import ZSLVisualizer
 
 __all__ = [
     'AttributeAttention', 'compute_attribute_attention',
-    'plot_attribute_attention', 'visualize_attribute_attention', 'CurvePoints',
-    'points_from_arrays', 'plot_seen_unseen_curve'
+    'draw_attribute_attention', 'plot_attribute_attention',
+    'visualize_attribute_attention', 'CurvePoints', 'points_from_arrays',
+    'draw_seen_unseen_curve', 'plot_seen_unseen_curve',
+    'save_seen_unseen_curve', 'ZSLVisualizer'
 ]

@@ -23,8 +23,8 @@ from mmengine.dataset import default_collate
 
 __all__ = [
     'AttributeAttention', 'compute_attribute_attention',
-    'plot_attribute_attention', 'visualize_attribute_attention',
-    'check_out_file'
+    'plot_attribute_attention', 'draw_attribute_attention',
+    'visualize_attribute_attention', 'check_out_file', 'display_image'
 ]
 
 SELECT_MODES = ('image', 'class')
@@ -67,7 +67,7 @@ def check_out_file(out_file: str, overwrite: bool = False) -> None:
     os.makedirs(folder, exist_ok=True)
 
 
-def _display_image(inputs: torch.Tensor) -> np.ndarray:
+def display_image(inputs: torch.Tensor) -> np.ndarray:
     """Packed model input (3, H, W), BGR as MMPretrain loads it -> RGB."""
     img = inputs.detach().cpu().float().permute(1, 2, 0).numpy()
     if inputs.dtype != torch.uint8:  # a pipeline that normalises itself
@@ -97,31 +97,28 @@ def compute_attribute_attention(
     Raises:
         TypeError: If the head has no ``attention_maps`` method.
     """
-    model = inferencer.model
-    head = model.head
+    head = inferencer.model.head
     if not callable(getattr(head, 'attention_maps', None)):
         raise TypeError(
             f'The head {type(head).__name__} has no attention_maps(feats): '
             'attention maps need a head with per-attribute attention, e.g. '
             'zeromamba_mm.ZeroMambaHead (SLP).')
     data = inferencer.prepare(image, channel_order)
-    batch = model.data_preprocessor(default_collate([data]), False)
-    feats = model.extract_feat(batch['inputs'])
-    maps = head.attention_maps(feats)
+    pred = inferencer.forward(default_collate([data]))[0]
+    maps = pred.attention_maps
     num_attributes = inferencer.num_attributes
-    if maps.dim() != 4 or maps.shape[:2] != (1, num_attributes):
+    if maps.dim() != 3 or maps.shape[0] != num_attributes:
         raise ValueError(
-            f'{type(head).__name__}.attention_maps returned shape '
-            f'{tuple(maps.shape)}; expected (1, {num_attributes}, h, w).')
-    pred_attributes = head(feats)
-    scores = head.class_scores(pred_attributes,
-                               model.class_attributes)[0].cpu()
+            f'{type(head).__name__}.attention_maps returned maps of shape '
+            f'{tuple(maps.shape)} per image; expected ({num_attributes}, h, '
+            'w).')
+    scores = pred.pred_score.float().cpu()
     label = int(scores.argmax())
     return AttributeAttention(
-        image=_display_image(data['inputs']),
-        maps=maps[0].float().cpu().numpy(),
-        pred_attributes=pred_attributes[0].float().cpu().numpy(),
-        class_scores=scores.float().numpy(),
+        image=display_image(data['inputs']),
+        maps=maps.numpy(),
+        pred_attributes=pred.pred_attributes.numpy(),
+        class_scores=scores.numpy(),
         pred_label=label,
         pred_class=inferencer.classes[label])
 
@@ -146,6 +143,32 @@ def plot_attribute_attention(image: np.ndarray,
                              overwrite: bool = False) -> str:
     """Draw attention maps over an image and save the figure as PNG.
 
+    See :func:`draw_attribute_attention` for the arguments; ``out_file`` is
+    never overwritten unless ``overwrite``.
+
+    Returns:
+        str: ``out_file``.
+    """
+    fig = draw_attribute_attention(image, maps, attribute_scores,
+                                   attribute_names, topk, order, title, cmap,
+                                   alpha, ncols)
+    check_out_file(out_file, overwrite)
+    fig.savefig(out_file, format='png')
+    return out_file
+
+
+def draw_attribute_attention(image: np.ndarray,
+                             maps: np.ndarray,
+                             attribute_scores: np.ndarray,
+                             attribute_names: Optional[Sequence[str]] = None,
+                             topk: int = 6,
+                             order: Optional[Sequence[int]] = None,
+                             title: Optional[str] = None,
+                             cmap: str = 'jet',
+                             alpha: float = 0.7,
+                             ncols: Optional[int] = None):
+    """Draw attention maps over an image on a new matplotlib ``Figure``.
+
     Each panel shows the image with one attribute's map, bilinearly
     upsampled to the image size and min-max scaled per panel (maps are
     softmaxes over regions, so their absolute values mostly reflect the
@@ -156,7 +179,6 @@ def plot_attribute_attention(image: np.ndarray,
         maps (np.ndarray): (A, h, w) attention maps.
         attribute_scores (np.ndarray): (A,) scores shown in the titles (and
             used to rank attributes when ``order`` is None).
-        out_file (str): The PNG to write.
         attribute_names (Sequence[str], optional): A names; ``attr_i`` if
             None.
         topk (int): Panels to draw. Defaults to 6.
@@ -169,11 +191,9 @@ def plot_attribute_attention(image: np.ndarray,
             (it fades with the attention). Defaults to 0.7.
         ncols (int, optional): Panels per row. Defaults to about the square
             root of the number of panels (at most 4).
-        overwrite (bool): Replace an existing ``out_file``. Defaults to
-            False.
 
     Returns:
-        str: ``out_file``.
+        matplotlib.figure.Figure: The figure (Agg canvas, no pyplot).
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -203,7 +223,6 @@ def plot_attribute_attention(image: np.ndarray,
     if not order or min(order) < 0 or max(order) >= num_attributes:
         raise ValueError(f'Attribute ids {order} are not in '
                          f'[0, {num_attributes}).')
-    check_out_file(out_file, overwrite)
 
     height, width = image.shape[:2]
     up = _upsample(maps[order], (height, width))
@@ -249,8 +268,7 @@ def plot_attribute_attention(image: np.ndarray,
         fontsize=8,
         color='0.3')
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(out_file, format='png')
-    return out_file
+    return fig
 
 
 def visualize_attribute_attention(

@@ -10,6 +10,7 @@ The plot marks the operating point of a chosen γ and gives the area under the
 curve (AUSUC) in the legend.
 """
 import json
+import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -18,7 +19,10 @@ import numpy as np
 
 from .attention import check_out_file
 
-__all__ = ['CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve']
+__all__ = [
+    'CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve',
+    'draw_seen_unseen_curve', 'save_seen_unseen_curve', 'figure_to_array'
+]
 
 #: Keys a curve JSON of GZSLMetric must hold.
 REQUIRED_KEYS = ('U', 'S', 'gamma_low', 'gamma_high')
@@ -176,51 +180,38 @@ def _harmonic(u: float, s: float) -> float:
     return 0.0 if u + s == 0 else 2 * u * s / (u + s)
 
 
-def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
-                           out_file: str,
+def _as_points(curve) -> CurvePoints:
+    if isinstance(curve, str):
+        return CurvePoints.from_json(curve)
+    if isinstance(curve, CurvePoints):
+        return curve
+    if hasattr(curve, 'unseen') and hasattr(curve, 'gamma_low'):
+        return CurvePoints.from_curve(curve)
+    raise TypeError('curve must be a JSON path, CurvePoints or '
+                    f'SeenUnseenCurve, got {type(curve).__name__}.')
+
+
+def draw_seen_unseen_curve(curve: Union[str, CurvePoints, object],
                            gamma: Optional[float] = None,
                            title: Optional[str] = None,
-                           show_best: bool = True,
-                           overwrite: bool = False) -> str:
-    """Plot a seen-unseen curve with an operating point and save it as PNG.
+                           show_best: bool = True):
+    """Draw a seen-unseen curve on a new matplotlib ``Figure``.
 
-    Args:
-        curve (str | CurvePoints | SeenUnseenCurve): A curve JSON of
-            GZSLMetric, points, or a curve from
-            :func:`~zeromamba_mm.evaluation.functional.seen_unseen_curve`.
-        out_file (str): The PNG to write.
-        gamma (float, optional): γ whose operating point is marked. Defaults
-            to the metric's own operating point stored in the JSON (none is
-            marked when there is none).
-        title (str, optional): Figure title. Defaults to one naming the
-            score space and protocol.
-        show_best (bool): Also mark the point with the highest H (an oracle
-            choice when made on the test split). Defaults to True.
-        overwrite (bool): Replace an existing ``out_file``. Defaults to
-            False.
+    A ``Figure`` with an Agg canvas, not pyplot: no global backend switch and
+    no GUI. See :func:`plot_seen_unseen_curve` for the arguments.
 
     Returns:
-        str: ``out_file``.
+        matplotlib.figure.Figure: The figure.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if isinstance(curve, str):
-        points = CurvePoints.from_json(curve)
-    elif isinstance(curve, CurvePoints):
-        points = curve
-    elif hasattr(curve, 'unseen') and hasattr(curve, 'gamma_low'):
-        points = CurvePoints.from_curve(curve)
-    else:
-        raise TypeError('curve must be a JSON path, CurvePoints or '
-                        f'SeenUnseenCurve, got {type(curve).__name__}.')
+    points = _as_points(curve)
     if gamma is not None:
         u, s = points.at_gamma(float(gamma))
         operating = dict(gamma=float(gamma), U=u, S=s, H=_harmonic(u, s))
     else:
         operating = points.operating_point
-    check_out_file(out_file, overwrite)
-
     fig = Figure(figsize=(5.5, 5.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -263,8 +254,117 @@ def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
     ax.grid(True, alpha=0.3)
     ax.legend(loc='best', fontsize=8, framealpha=0.9)
     fig.tight_layout()
-    fig.savefig(out_file, format='png')
+    return fig
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """An Agg figure -> (H, W, 3) uint8 RGB array."""
+    fig.canvas.draw()
+    return np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+
+
+def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
+                           out_file: str,
+                           gamma: Optional[float] = None,
+                           title: Optional[str] = None,
+                           show_best: bool = True,
+                           overwrite: bool = False) -> str:
+    """Plot a seen-unseen curve with an operating point and save it as PNG.
+
+    Args:
+        curve (str | CurvePoints | SeenUnseenCurve): A curve JSON of
+            GZSLMetric, points, or a curve from
+            :func:`~zeromamba_mm.evaluation.functional.seen_unseen_curve`.
+        out_file (str): The PNG to write.
+        gamma (float, optional): γ whose operating point is marked. Defaults
+            to the metric's own operating point stored in the JSON (none is
+            marked when there is none).
+        title (str, optional): Figure title. Defaults to one naming the
+            score space and protocol.
+        show_best (bool): Also mark the point with the highest H (an oracle
+            choice when made on the test split). Defaults to True.
+        overwrite (bool): Replace an existing ``out_file``. Defaults to
+            False.
+
+    Returns:
+        str: ``out_file``.
+    """
+    points = _as_points(curve)
+    check_out_file(out_file, overwrite)
+    draw_seen_unseen_curve(points, gamma, title, show_best).savefig(
+        out_file, format='png')
     return out_file
+
+
+def _reserve(directory: str, stem: str, suffixes: Sequence[str]):
+    """Create new empty files ``stem[_k]<suffix>`` that did not exist.
+
+    Exclusive creation (mode ``'x'``) makes this safe against a user's files
+    and against concurrent writers.
+    """
+    k = 0
+    while True:
+        name = stem if k == 0 else f'{stem}_{k}'
+        paths = [osp.join(directory, name + suf) for suf in suffixes]
+        made = []
+        try:
+            for path in paths:
+                open(path, 'x').close()
+                made.append(path)
+            return paths
+        except FileExistsError:
+            for path in made:
+                os.remove(path)
+        k += 1
+
+
+def save_seen_unseen_curve(directory: str, stem: str, curve,
+                           operating_point: dict, best: dict, protocol: str,
+                           score_space: str) -> Tuple[str, str]:
+    """Write a curve as JSON (readable by :meth:`CurvePoints.from_json`) and
+    PNG, under new names ``stem[_k].json/.png`` in ``directory``.
+
+    Args:
+        directory (str): Output folder (created if needed).
+        stem (str): File name stem.
+        curve (SeenUnseenCurve): The curve (fractions).
+        operating_point (dict): ``gamma``, ``U``, ``S`` (fractions) in force.
+        best (dict): :func:`~zeromamba_mm.evaluation.best_gamma_on_curve`.
+        protocol (str): The metric's protocol.
+        score_space (str): The score space of γ.
+
+    Returns:
+        tuple[str, str]: The PNG and JSON paths.
+    """
+    os.makedirs(directory, exist_ok=True)
+    png, js = _reserve(directory, stem, ('.png', '.json'))
+    u, s = operating_point['U'], operating_point['S']
+
+    def finite(values):  # JSON has no inf: an unbounded end is null
+        return [None if np.isinf(v) else float(v) for v in values]
+
+    record = dict(
+        protocol=protocol,
+        score_space=score_space,
+        ausuc=100 * curve.ausuc,
+        operating_point=dict(
+            gamma=float(operating_point['gamma']),
+            U=100 * u,
+            S=100 * s,
+            H=100 * _harmonic(u, s)),
+        best_gamma_point=dict(
+            gamma=best['gamma'],
+            U=100 * best['U'],
+            S=100 * best['S'],
+            H=100 * best['H']),
+        gamma_low=finite(curve.gamma_low),
+        gamma_high=finite(curve.gamma_high),
+        U=(100 * np.asarray(curve.unseen)).tolist(),
+        S=(100 * np.asarray(curve.seen)).tolist())
+    with open(js, 'w', encoding='utf-8') as f:
+        json.dump(record, f, indent=1, allow_nan=False)
+    plot_seen_unseen_curve(js, png, overwrite=True)
+    return png, js
 
 
 def points_from_arrays(unseen: Sequence[float],

@@ -31,7 +31,10 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's order and sharding; each index also carries a seed of
+    # (seed, epoch, index) for its augmentations, so --resume is exact with
+    # any number of (persistent) workers.
+    sampler=dict(type='zeromamba_mm.EpochAwareSampler', shuffle=True),
     dataset=dict(_zsl_dataset, split='trainval', pipeline=train_pipeline),
 )
 val_dataloader = dict(

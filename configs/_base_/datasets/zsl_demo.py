@@ -14,7 +14,7 @@ data_preprocessor = dict(
     to_rgb=True,
 )
 
-# No horizontal flip: 'position_left' / 'position_right' are attributes of
+# No horizontal flip: 'position: left' / 'position: right' are attributes of
 # the demo classes, and a flip would swap them.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -27,6 +27,12 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# The one place that names the data: every loader (train, val and test)
+# reads this dict and only picks its split. A config that brings other data
+# overrides the three loaders from one dict of its own (as
+# configs/own_data/zeromamba_own_data.py does); changing only some loaders
+# would leave the others on the demo data, which `python tools/check_data.py
+# CONFIG` reports as an error.
 _dataset = dict(
     type=dataset_type,
     data_root=data_root,
@@ -36,7 +42,10 @@ _dataset = dict(
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's order and sharding; each index also carries a seed of
+    # (seed, epoch, index) for its augmentations, so --resume is exact with
+    # any number of (persistent) workers.
+    sampler=dict(type='zeromamba_mm.EpochAwareSampler', shuffle=True),
     dataset=dict(_dataset, split='trainval', pipeline=train_pipeline),
 )
 # Paper protocol: evaluate on both test sets (seen + unseen) every epoch.
@@ -46,7 +55,14 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(_dataset, split='test', pipeline=test_pipeline),
 )
-test_dataloader = val_dataloader
+# Testing reads the same data and split as validation (built from _dataset,
+# not copied from val_dataloader, so that both visibly come from one place).
+test_dataloader = dict(
+    batch_size=64,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(_dataset, split='test', pipeline=test_pipeline),
+)
 
 val_evaluator = dict(
     type='zeromamba_mm.GZSLMetric',

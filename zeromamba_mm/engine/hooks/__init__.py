@@ -1,4 +1,9 @@
 from .epoch_seed_hook import EpochSeedHook
+from .safe_checkpoint_hook import SafeCheckpointHook
+from .selected_gamma_hook import SelectedGammaHook
 from .zsl_semantics_hook import ZSLSemanticsHook
 
-__all__ = ['EpochSeedHook', 'ZSLSemanticsHook']
+__all__ = [
+    'EpochSeedHook', 'SafeCheckpointHook', 'SelectedGammaHook',
+    'ZSLSemanticsHook'
+]

@@ -1,3 +1,3 @@
-from .gzsl_metric import SELECTED_GAMMA_KEY, GZSLMetric
+from .gzsl_metric import GAMMA_MODES, PROTOCOLS, GZSLMetric
 
-__all__ = ['GZSLMetric', 'SELECTED_GAMMA_KEY']
+__all__ = ['GZSLMetric', 'PROTOCOLS', 'GAMMA_MODES']

@@ -1,3 +1,4 @@
+from .vim import Vim
 from .vmamba import VMamba
 
-__all__ = ['VMamba']
+__all__ = ['VMamba', 'Vim']

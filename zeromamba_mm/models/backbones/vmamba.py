@@ -21,9 +21,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from zeromamba_mm import ops
 from zeromamba_mm.registry import MODELS
-from ..utils.checkpoint import (convert_official_vmamba, infer_vmamba_arch,
-                                load_checkpoint_file, strict_load_state_dict)
+from ..utils.checkpoint import (load_checkpoint_file,
+                                split_pretrained_init_cfg,
+                                strict_load_state_dict)
+from .vmamba_checkpoint import convert_official_vmamba, infer_vmamba_arch
 from .vmamba_layers import LayerNorm2d, VSSBlock, make_downsample, make_stem
+from .vmamba_variants import new_weight_keys, variant_ssm_cfgs
 
 
 def _strip_prefix(state: dict, prefix: str) -> 'OrderedDict':
@@ -85,6 +88,18 @@ class VMamba(BaseBackbone):
             ``zeromamba_mm.ops.BACKENDS``); ``'auto'`` lets
             :func:`zeromamba_mm.ops.selective_scan` choose from the tensors'
             device. Defaults to ``'auto'``.
+        scan (str): ``'cross'`` (VMamba's 4-direction cross scan) or
+            ``'2d'`` (V2M's 2-D scan from the four corners, our VMamba
+            design: :class:`~.vmamba_variants.SS2DCorner2D`). Defaults to
+            ``'cross'``.
+        scan_cfg (dict, optional): Options of ``scan='2d'`` (``axis_order``,
+            ``inter_norm``, ``out_scale``, ``legacy_v2m_mapping``).
+        serialization (str): ``'none'`` or ``'dct'`` (GlobalMamba-style
+            low-pass prefix tokens in every scan, our VMamba design:
+            :class:`~.vmamba_variants.SS2DFrequency`). Defaults to
+            ``'none'``.
+        serialization_cfg (dict, optional): Options of ``'dct'``
+            (``num_levels``, ``mask_shape``, ``mode``, ``stages``).
         init_cfg (dict | list[dict], optional): MMEngine init config.
             ``dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')``
             (prefix optional, default ``'backbone.'``) loads an official
@@ -135,6 +150,10 @@ class VMamba(BaseBackbone):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  scan_backend: str = 'auto',
+                 scan: str = 'cross',
+                 scan_cfg: Optional[dict] = None,
+                 serialization: str = 'none',
+                 serialization_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -165,6 +184,10 @@ class VMamba(BaseBackbone):
             ssm_ratio=self.arch_settings['ssm_ratio'],
             dt_rank=self.arch_settings['dt_rank'],
             scan_backend=scan_backend)
+        self.scan, self.serialization = scan, serialization
+        stage_ssm_cfgs = variant_ssm_cfgs(ssm_cfg, self.num_layers, scan,
+                                          scan_cfg, serialization,
+                                          serialization_cfg)
         dpr = torch.linspace(0, self.drop_path_rate, sum(depths)).tolist()
 
         self.patch_embed = make_stem(in_channels, dims[0])
@@ -176,7 +199,7 @@ class VMamba(BaseBackbone):
                     dims[i],
                     drop_path=dpr[start + j],
                     mlp_ratio=self.arch_settings['mlp_ratio'],
-                    ssm_cfg=ssm_cfg) for j in range(depth)
+                    ssm_cfg=stage_ssm_cfgs[i]) for j in range(depth)
             ])
             last = i == self.num_layers - 1
             downsample = nn.Identity() if last else make_downsample(
@@ -256,16 +279,7 @@ class VMamba(BaseBackbone):
             nn.init.zeros_(m.bias)
 
     def _split_init_cfg(self) -> Tuple[Optional[dict], List[dict]]:
-        cfgs = self.init_cfg
-        if cfgs is None:
-            return None, []
-        if isinstance(cfgs, dict):
-            cfgs = [cfgs]
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
-        others = [c for c in cfgs if c.get('type') != 'Pretrained']
-        if len(pretrained) > 1:
-            raise ValueError('VMamba init_cfg: at most one Pretrained entry')
-        return (pretrained[0] if pretrained else None), others
+        return split_pretrained_init_cfg(self.init_cfg, 'VMamba')
 
     def init_weights(self) -> None:
         """Initialise the weights, loading a pretrained file strictly.
@@ -326,6 +340,16 @@ class VMamba(BaseBackbone):
                     f'{path} (the classifier norm is not part of this '
                     'backbone).',
                     logger='current')
+        # Weights new in a variant (scan='2d') that the file lacks (an
+        # official release) keep their init; a file that has them loads them.
+        new_keys = tuple(k for k in new_weight_keys(self) if k not in state)
+        if new_keys:
+            ignore = tuple(ignore) + new_keys
+            print_log(
+                f'VMamba(scan={self.scan!r}): {len(new_keys)} weights are new '
+                f'in this variant and not in {path}; they keep their init '
+                f'(e.g. {new_keys[0]}).',
+                logger='current')
         try:
             arch = infer_vmamba_arch({
                 'backbone.' + k: v

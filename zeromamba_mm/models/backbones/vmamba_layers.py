@@ -245,7 +245,8 @@ class VSSBlock(nn.Module):
         channels (int): Channels of the stage.
         drop_path (float): Stochastic depth rate of both residual branches.
         mlp_ratio (float): Hidden channels of the MLP / channels.
-        ssm_cfg (dict, optional): Keyword arguments of :class:`SS2D`.
+        ssm_cfg (dict, optional): Keyword arguments of :class:`SS2D` (or of
+            the SS2D subclass given as ``op_class``).
     """
 
     def __init__(self,
@@ -255,7 +256,11 @@ class VSSBlock(nn.Module):
                  ssm_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.norm = LayerNorm2d(channels)
-        self.op = SS2D(channels, **(ssm_cfg or {}))
+        ssm_cfg = dict(ssm_cfg or {})
+        # VMamba variants (scan='2d', serialization='dct') pass their SS2D
+        # subclass as `op_class` (see vmamba_variants.py).
+        op_class = ssm_cfg.pop('op_class', SS2D)
+        self.op = op_class(channels, **ssm_cfg)
         self.drop_path = (
             DropPath(drop_path) if drop_path > 0 else nn.Identity())
         self.norm2 = LayerNorm2d(channels)

@@ -1,3 +1,4 @@
+from .mff_neck import MFFNeck
 from .zeromamba_neck import ZeroMambaNeck
 
-__all__ = ['ZeroMambaNeck']
+__all__ = ['MFFNeck', 'ZeroMambaNeck']

@@ -8,7 +8,9 @@ from torch import Tensor, nn
 
 from zeromamba_mm.registry import MODELS
 from ..backbones.vmamba_layers import LayerNorm2d
-from ..utils.checkpoint import load_checkpoint_file, strict_load_state_dict
+from ..utils.checkpoint import (load_checkpoint_file,
+                                split_pretrained_init_cfg,
+                                strict_load_state_dict)
 
 #: Where the classifier norm lives in the supported checkpoint layouts:
 #: official VMamba release, converted mmpretrain VMamba, this neck.
@@ -97,16 +99,7 @@ class ZeroMambaNeck(BaseModule):
 
     # ------------------------------------------------------------ init ---
     def _pretrained_cfg(self) -> Tuple[Optional[dict], List[dict]]:
-        cfgs = self.init_cfg
-        if cfgs is None:
-            return None, []
-        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs)
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
-        if len(pretrained) > 1:
-            raise ValueError('ZeroMambaNeck init_cfg: at most one Pretrained '
-                             'entry.')
-        others = [c for c in cfgs if c.get('type') != 'Pretrained']
-        return (pretrained[0] if pretrained else None), others
+        return split_pretrained_init_cfg(self.init_cfg, 'ZeroMambaNeck')
 
     def init_weights(self) -> None:
         """Initialise; load the ImageNet classifier strictly if asked.

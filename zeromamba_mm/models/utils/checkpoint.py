@@ -1,35 +1,31 @@
 """Strict checkpoint helpers shared by the models of zeromamba_mm.
 
-Release files are third-party data: they are read with
-``torch.load(..., weights_only=True)`` and every load is strict. A key that
-is missing, unexpected or of the wrong shape raises
-:class:`CheckpointMismatchError` naming the file and the first offending
-keys; nothing is ever loaded partially behind the user's back.
+Files are read through :mod:`zeromamba_mm.utils.safe_load` (never a plain
+unpickle), and every load is strict: a key that is missing, unexpected or of
+the wrong shape raises :class:`CheckpointMismatchError` naming the file and
+the first offending keys; nothing is loaded partially behind the user's
+back. The VMamba-specific conversion lives beside VMamba
+(:mod:`zeromamba_mm.models.backbones.vmamba_checkpoint`).
 """
-import math
 import os
-import pickle
-import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import (Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
 
+from zeromamba_mm.utils.safe_load import CheckpointLoadError, load_torch_file
+
 __all__ = [
-    'CheckpointMismatchError', 'load_checkpoint_file',
-    'convert_official_vmamba', 'is_mmpretrain_layout', 'infer_vmamba_arch',
-    'strict_load_state_dict'
+    'CheckpointMismatchError', 'load_checkpoint_file', 'is_mmpretrain_layout',
+    'split_pretrained_init_cfg', 'strict_load_state_dict'
 ]
 
 #: Top-level prefixes of an mmpretrain ``ImageClassifier`` state dict.
 MMPRETRAIN_PREFIXES = ('backbone.', 'neck.', 'head.', 'data_preprocessor.')
-#: Top-level prefixes of an official VMamba (``VSSM``) state dict.
-OFFICIAL_PREFIXES = ('patch_embed.', 'layers.', 'classifier.', 'pos_embed')
 #: How many offending keys an error message lists per category.
 _MAX_LISTED = 5
-#: Scan directions of SS2D (fixed by the architecture).
-_K = 4
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -39,10 +35,11 @@ class CheckpointMismatchError(RuntimeError):
 def load_checkpoint_file(path: str) -> Dict[str, torch.Tensor]:
     """Read a checkpoint file safely and return its state dict.
 
-    The file is read with ``torch.load(path, map_location='cpu',
-    weights_only=True)``. ``{'model': sd}`` (official VMamba release) and
-    ``{'state_dict': sd}`` (MMEngine) are unwrapped; a bare state dict is
-    returned as is.
+    The file is read with
+    :func:`~zeromamba_mm.utils.safe_load.load_torch_file`
+    (``weights_only=True`` plus the named globals of runner checkpoints).
+    ``{'model': sd}`` (official VMamba release) and ``{'state_dict': sd}``
+    (MMEngine) are unwrapped; a bare state dict is returned as is.
 
     Args:
         path (str): Path of the checkpoint file.
@@ -51,29 +48,15 @@ def load_checkpoint_file(path: str) -> Dict[str, torch.Tensor]:
         dict: The state dict (str -> Tensor).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        RuntimeError: The file is corrupt or truncated, holds objects that
-            ``weights_only=True`` refuses, or holds no state dict.
+        CheckpointNotFoundError: ``path`` does not exist (also a
+            ``FileNotFoundError``).
+        UnsafeFileError: The file asks for a global that is not allowed
+            (weights_only=True refuses it); nothing of it ran.
+        CheckpointLoadError: The file is corrupt or truncated, or holds no
+            state dict (a ``RuntimeError``).
     """
     path = os.path.expanduser(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file not found: {path}')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        # weights_only=True refuses arbitrary classes (e.g. a pickled
-        # training config); we do not unpickle third-party files fully.
-        raise RuntimeError(
-            f'Cannot load checkpoint {path} with weights_only=True: it holds '
-            f'objects other than tensors and plain containers ({err}). '
-            'If you trust the file, re-save its weights only, e.g. '
-            '`torch.save({"model": torch.load(SRC, weights_only=False)'
-            '["model"]}, DST)`, and load DST.') from err
-    except Exception as err:  # zip/EOF/struct errors of a damaged file
-        raise RuntimeError(
-            f'Cannot read checkpoint {path}: the file is corrupt or '
-            f'truncated ({type(err).__name__}: {err}).') from err
-
+    obj = load_torch_file(path)
     state_dict = obj
     if isinstance(obj, Mapping):
         for wrapper in ('state_dict', 'model'):
@@ -84,13 +67,13 @@ def load_checkpoint_file(path: str) -> Dict[str, torch.Tensor]:
         found = type(obj).__name__
         if isinstance(obj, Mapping):
             found += f' with keys {list(obj)[:_MAX_LISTED]}'
-        raise RuntimeError(
+        raise CheckpointLoadError(
             f'Checkpoint {path} holds no state dict: expected a dict of '
             f'tensors, optionally under "model" or "state_dict", got '
             f'{found}.')
     bad = [k for k, v in state_dict.items() if not torch.is_tensor(v)]
     if bad:
-        raise RuntimeError(
+        raise CheckpointLoadError(
             f'Checkpoint {path}: the state dict has non-tensor entries, '
             f'e.g. {bad[:_MAX_LISTED]}.')
     return OrderedDict(state_dict)
@@ -101,142 +84,35 @@ def is_mmpretrain_layout(state_dict: Mapping) -> bool:
     return any(k.startswith('backbone.') for k in state_dict)
 
 
-def _is_official_layout(state_dict: Mapping) -> bool:
-    return any(k.startswith(OFFICIAL_PREFIXES) for k in state_dict)
+def split_pretrained_init_cfg(
+        init_cfg: Optional[Union[dict, List[dict]]],
+        owner: str) -> Tuple[Optional[dict], List[dict]]:
+    """Split an ``init_cfg`` into its ``Pretrained`` entry and the others.
 
-
-def _convert_official_param(key: str,
-                            value: torch.Tensor) -> Tuple[str, torch.Tensor]:
-    """Map one official backbone parameter to this project's layout.
-
-    Handles the variants seen in VMamba files: per-direction projections
-    stored stacked (``x_proj_weight``/``dt_projs_weight``, our layout) or
-    flattened as module weights (``x_proj.weight`` (K*(R+2N), E[, 1]),
-    ``dt_projs.weight`` (K*E, R[, 1])), and 1x1 projections stored as conv
-    weights (out, in, 1, 1) instead of linear (out, in).
-    """
-    if key.endswith('.op.x_proj.weight') or key.endswith(
-            '.op.dt_projs.weight'):
-        new_key = key.replace('.op.x_proj.weight', '.op.x_proj_weight')
-        new_key = new_key.replace('.op.dt_projs.weight', '.op.dt_projs_weight')
-        if value.dim() == 3 and value.shape[-1] == 1:
-            value = value[..., 0]
-        if value.dim() != 2 or value.shape[0] % _K != 0:
-            raise ValueError(
-                f'Cannot convert {key}: expected a 2-D weight whose first '
-                f'dimension is a multiple of {_K}, got {tuple(value.shape)}.')
-        return new_key, value.reshape(_K, value.shape[0] // _K, value.shape[1])
-    if re.search(r'\.(in_proj|out_proj|fc1|fc2)\.weight$', key) and \
-            value.dim() == 4 and value.shape[2:] == (1, 1):
-        return key, value[:, :, 0, 0]
-    return key, value
-
-
-def convert_official_vmamba(
-        state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Convert an official VMamba state dict to the mmpretrain layout.
-
-    Backbone keys get the ``backbone.`` prefix (names otherwise kept, see
-    :class:`zeromamba_mm.VMamba`), ``classifier.norm.*`` becomes
-    ``backbone.norm_out.*`` and ``classifier.head.*`` becomes ``head.fc.*``
-    (mmpretrain's ``LinearClsHead``). A state dict that already has
-    ``backbone.`` keys is returned unchanged.
+    Modules that load their pretrained weights strictly themselves (instead
+    of MMEngine's lenient ``Pretrained`` initialiser) hand the other entries
+    to ``mmengine.model.initialize`` and read the file of the ``Pretrained``
+    one.
 
     Args:
-        state_dict (dict): Official (``VSSM``) or mmpretrain state dict.
+        init_cfg (dict | list[dict], optional): The module's ``init_cfg``.
+        owner (str): The module's name, for the error message.
 
     Returns:
-        dict: The state dict in mmpretrain layout.
+        tuple: The ``Pretrained`` entry (or None) and the list of the others.
 
     Raises:
-        ValueError: The keys are in neither layout.
+        ValueError: More than one ``Pretrained`` entry.
     """
-    if is_mmpretrain_layout(state_dict):
-        return state_dict
-    if not _is_official_layout(state_dict):
-        raise ValueError(
-            'Not a VMamba state dict: expected official keys starting with '
-            f'{OFFICIAL_PREFIXES} or mmpretrain keys starting with '
-            f'"backbone.", got e.g. {list(state_dict)[:_MAX_LISTED]}.')
-    converted = OrderedDict()
-    for key, value in state_dict.items():
-        if key.startswith('classifier.norm.'):
-            new_key = 'backbone.norm_out.' + key[len('classifier.norm.'):]
-        elif key.startswith('classifier.head.'):
-            new_key = 'head.fc.' + key[len('classifier.head.'):]
-        else:
-            key, value = _convert_official_param(key, value)
-            new_key = 'backbone.' + key
-        converted[new_key] = value
-    return converted
-
-
-def infer_vmamba_arch(state_dict: Mapping[str, torch.Tensor]) -> dict:
-    """Read the architecture of a VMamba state dict (either layout).
-
-    Args:
-        state_dict (dict): Official or mmpretrain-layout state dict.
-
-    Returns:
-        dict: ``depths``, ``dims``, ``ssm_ratio``, ``d_state``, ``dt_rank``
-        and ``mlp_ratio`` (plus ``num_classes`` when a head is present).
-
-    Raises:
-        ValueError: The state dict lacks the keys needed.
-    """
-    sd = convert_official_vmamba(state_dict)
-    sd = {
-        k[len('backbone.'):]: v
-        for k, v in sd.items() if k.startswith('backbone.')
-    }
-    depths: List[int] = []
-    pattern = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.')
-    for key in sd:
-        match = pattern.match(key)
-        if match:
-            i, j = int(match.group(1)), int(match.group(2))
-            while len(depths) <= i:
-                depths.append(0)
-            depths[i] = max(depths[i], j + 1)
-    try:
-        dims = [
-            int(sd[f'layers.{i}.blocks.0.norm.weight'].shape[0])
-            for i in range(len(depths))
-        ]
-        block = 'layers.0.blocks.0.'
-        inner = sd[block + 'op.in_proj.weight'].shape[0]
-        d_state = sd[block + 'op.A_logs'].shape[1]
-        dt_ranks = [
-            int(sd[f'layers.{i}.blocks.0.op.dt_projs_weight'].shape[2])
-            for i in range(len(depths))
-        ]
-        hidden = sd[block + 'mlp.fc1.weight'].shape[0]
-    except (KeyError, IndexError) as err:
-        raise ValueError(
-            f'Cannot infer the VMamba architecture: missing {err}.') from err
-    # The official models use dt_rank='auto' (ceil(dim / 16) per stage); a
-    # single int only describes checkpoints whose stages all share it.
-    if all(r == math.ceil(d / 16) for r, d in zip(dt_ranks, dims)):
-        dt_rank = 'auto'
-    elif len(set(dt_ranks)) == 1:
-        dt_rank = dt_ranks[0]
-    else:
-        raise ValueError(
-            f'Cannot describe the per-stage dt ranks {dt_ranks} (dims {dims})'
-            ' with one `dt_rank`: expected ceil(dim / 16) per stage or one '
-            'shared value.')
-    arch = dict(
-        depths=depths,
-        dims=dims,
-        ssm_ratio=inner / dims[0],
-        d_state=int(d_state),
-        dt_rank=dt_rank,
-        mlp_ratio=hidden / dims[0])
-    head = state_dict.get('head.fc.weight',
-                          state_dict.get('classifier.head.weight'))
-    if head is not None:
-        arch['num_classes'] = int(head.shape[0])
-    return arch
+    if init_cfg is None:
+        return None, []
+    cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
+    pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+    if len(pretrained) > 1:
+        raise ValueError(f'{owner} init_cfg: at most one Pretrained entry, '
+                         f'got {len(pretrained)}.')
+    others = [c for c in cfgs if c.get('type') != 'Pretrained']
+    return (pretrained[0] if pretrained else None), others
 
 
 def _shape(t: torch.Tensor) -> tuple:

@@ -1,0 +1,228 @@
+"""The runner of zeromamba_mm configs: safe and strict checkpoint reading,
+atomic checkpoint writing, CPU distributed runs.
+
+Selected by ``runner_type='zeromamba_mm.ZSLRunner'`` (set in
+``configs/_base_/default_runtime.py``) and built by ``tools/train.py`` /
+``tools/test.py`` with ``RUNNERS.build(cfg)``, as mmpretrain's tools do.
+Importing :mod:`zeromamba_mm` changes nothing of MMEngine: every difference
+from :class:`mmengine.runner.Runner` lives in this subclass.
+"""
+import datetime
+import os
+import os.path as osp
+import re
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.dist import is_distributed, master_only
+from mmengine.fileio import get as fileio_get
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import (_load_checkpoint_to_model,
+                                        find_latest_checkpoint)
+
+from zeromamba_mm.models.utils.checkpoint import strict_load_state_dict
+from zeromamba_mm.registry import RUNNERS
+from zeromamba_mm.utils.safe_load import (CheckpointLoadError,
+                                          load_torch_bytes, load_torch_file)
+
+#: Default ``revise_keys`` of MMEngine: strip the DDP prefix.
+_REVISE_KEYS = [(r'^module.', '')]
+
+
+def read_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:
+    """Read a checkpoint safely, from a local path or a file backend URI.
+
+    Args:
+        filename (str): Local path, or a URI of an MMEngine file backend
+            (``http(s)://``, ``s3://``, ...), read with
+            ``mmengine.fileio.get``.
+        map_location: Passed to ``torch.load``.
+
+    Returns:
+        The loaded object (see
+        :func:`~zeromamba_mm.utils.safe_load.load_torch_file`).
+    """
+    if '://' in filename:
+        try:
+            data = fileio_get(filename)
+        except Exception as err:
+            raise CheckpointLoadError(
+                f'Cannot fetch checkpoint {filename}: {type(err).__name__}: '
+                f'{err}') from None
+        return load_torch_bytes(data, filename, map_location)
+    return load_torch_file(filename, map_location)
+
+
+def _revised_state_dict(checkpoint: Any, source: str,
+                        revise_keys: List[Tuple[str, str]]) -> dict:
+    if not isinstance(checkpoint, dict):
+        raise CheckpointLoadError(
+            f'Checkpoint {source} holds a {type(checkpoint).__name__}, '
+            'expected a dict (a state dict or a runner checkpoint).')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    revised = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in revise_keys:
+            key = re.sub(pattern, replacement, key)
+        revised[key] = value
+    return revised
+
+
+@RUNNERS.register_module()
+class ZSLRunner(Runner):
+    """MMEngine's runner with the checkpoint handling a careful user needs.
+
+    Differences from :class:`mmengine.runner.Runner`:
+
+    * Every checkpoint it reads (``load_from``, ``resume``) goes through
+      :mod:`zeromamba_mm.utils.safe_load`: ``torch.load(weights_only=True)``
+      plus the named globals of MMEngine's own checkpoints (numpy arrays and
+      scalars, the message hub's ``HistoryBuffer``). This also makes resuming
+      work under torch >= 2.6, whose ``weights_only=True`` default refuses
+      those globals, without ever unpickling a file fully.
+    * ``strict_load=True`` in the config (``tools/test.py`` sets it unless
+      ``--partial-load`` is given) loads ``load_from`` strictly: a missing,
+      unexpected or mis-shaped key raises
+      :class:`~zeromamba_mm.models.utils.CheckpointMismatchError` naming the
+      file and the first keys of each kind.
+    * ``resume=True`` without ``load_from`` and without a checkpoint in the
+      work dir says so and starts a new run (the usual way to launch a
+      preemptible job), instead of "resumed from ... None".
+    * Checkpoints are written to a temporary file beside their final name
+      and renamed (``os.replace``) once complete, so a crash while saving
+      never leaves a truncated file under a checkpoint's name.
+    * Distributed runs (``launcher='pytorch'``) on machines without CUDA use
+      a gloo process group and DDP without ``device_ids``.
+    """
+
+    # --------------------------------------------------------- loading ---
+    def load_or_resume(self) -> None:
+        """Load ``load_from``, or resume (auto or from a given file)."""
+        if self._has_loaded:
+            return None
+        if self._resume and self._load_from is None:
+            resume_from = find_latest_checkpoint(self.work_dir)
+            if resume_from is None:
+                self.logger.warning(
+                    f'resume=True (--resume without a path), but the work '
+                    f'dir {self.work_dir} has no last_checkpoint: nothing to '
+                    'resume, starting a new run from the beginning.')
+                return None
+            self.logger.info(
+                f'Resuming from the latest checkpoint {resume_from}.')
+            self.resume(resume_from)
+        elif self._resume:
+            self.resume(self._load_from)
+        elif self._load_from is not None:
+            self.load_checkpoint(
+                self._load_from, strict=bool(self.cfg.get('strict_load')))
+        else:
+            return None
+        self._has_loaded = True
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: Optional[List[Tuple[str, str]]] = None):
+        """Load a checkpoint into the model, reading the file safely.
+
+        Args:
+            filename (str): Local path or file backend URI.
+            map_location (str | callable): Passed to ``torch.load``.
+                Defaults to ``'cpu'``.
+            strict (bool): Refuse any missing, unexpected or mis-shaped key
+                (error naming the file and keys). Defaults to False
+                (MMEngine's behaviour: load what matches, log the rest).
+            revise_keys (list[tuple[str, str]], optional): ``(pattern,
+                replacement)`` applied to every key. Defaults to stripping
+                the DDP prefix ``module.``.
+
+        Returns:
+            dict: The checkpoint.
+        """
+        revise_keys = _REVISE_KEYS if revise_keys is None else revise_keys
+        checkpoint = read_checkpoint(filename, map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        if strict:
+            strict_load_state_dict(
+                model,
+                _revised_state_dict(checkpoint, filename, revise_keys),
+                source=filename,
+                hint='Is this a checkpoint of this config? To load only the '
+                'matching keys, pass --partial-load (tools/test.py) or set '
+                'strict_load=False.')
+        else:
+            _revised_state_dict(checkpoint, filename, [])  # type check
+            checkpoint = _load_checkpoint_to_model(
+                model, checkpoint, False, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}'
+                         f'{" (strict)" if strict else ""}')
+        return checkpoint
+
+    # ---------------------------------------------------------- saving ---
+    @master_only
+    def save_checkpoint(self, out_dir: str, filename: str, *args,
+                        **kwargs) -> None:
+        """Save like MMEngine, but atomically for local directories.
+
+        The checkpoint is written to ``.<filename>.tmp-<pid>`` in
+        ``out_dir``, flushed to disk and renamed to ``filename`` with
+        ``os.replace``: a crash at any moment leaves either the complete new
+        file or the previous state, never a truncated checkpoint. Remote
+        backends (``out_dir`` with ``://``) are written as MMEngine does.
+        """
+        if '://' in str(out_dir):
+            return super().save_checkpoint(out_dir, filename, *args,
+                                           **kwargs)
+        tmp_name = f'.{filename}.tmp-{os.getpid()}'
+        tmp_path, final_path = osp.join(out_dir, tmp_name), osp.join(
+            out_dir, filename)
+        try:
+            super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+            with open(tmp_path, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, final_path)
+        finally:
+            if osp.exists(tmp_path):
+                os.remove(tmp_path)
+
+    # ------------------------------------------------- CPU distributed ---
+    def setup_env(self, env_cfg: dict) -> None:
+        """Set up like MMEngine; without CUDA, start a gloo group first.
+
+        MMEngine's ``init_dist`` selects a CUDA device, which fails on a
+        CPU-only machine; a group started here is found by ``setup_env``
+        (``is_distributed()``), which then skips its own initialisation.
+        """
+        if self.distributed and self.launcher == 'pytorch' and \
+                not torch.cuda.is_available() and not is_distributed():
+            dist_cfg = dict(env_cfg.get('dist_cfg', {}))
+            dist_cfg.pop('backend', None)
+            timeout = dist_cfg.pop('timeout', None)
+            if timeout is not None:
+                dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
+            torch_dist.init_process_group(
+                backend='gloo',
+                rank=int(os.environ['RANK']),
+                world_size=int(os.environ['WORLD_SIZE']),
+                **dist_cfg)
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: Optional[dict],
+                   model: torch.nn.Module):
+        """Wrap like MMEngine; without CUDA, DDP gets no ``device_ids``."""
+        if self.distributed and not torch.cuda.is_available():
+            model_wrapper_cfg = dict(model_wrapper_cfg or {})
+            model_wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
+            model_wrapper_cfg.setdefault(
+                'find_unused_parameters',
+                self.cfg.get('find_unused_parameters', False))
+            model_wrapper_cfg.setdefault('broadcast_buffers', False)
+            model_wrapper_cfg['device_ids'] = None
+        return super().wrap_model(model_wrapper_cfg, model)

@@ -1,0 +1,128 @@
+"""This plugin's models and configs, announced to mmpretrain and mmengine.
+
+Importing :mod:`zeromamba_mm` makes the plugin's configs inheritable from a
+config anywhere on disk, as mmpretrain's ``mmpretrain::`` configs are::
+
+    _base_ = ['zeromamba_mm::own_data/zeromamba_own_data.py']
+
+(mmengine resolves ``PACKAGE::PATH`` to ``PACKAGE/.mim/configs/PATH``, for
+the packages in its ``MODULE2PACKAGE`` table; PATH must contain a folder, so
+the top-level ``configs/zeromamba_*.py`` are reached through the bases in
+``configs/_base_/`` and the configs in sub-folders), and registers the
+models of ``model-index.yml``
+(one ``configs/<family>/metafile.yml`` per model family) with
+:class:`mmpretrain.apis.ModelHub`, so that the standard entry points know
+them by name::
+
+    import mmpretrain
+    import zeromamba_mm  # noqa: F401
+
+    mmpretrain.list_models('*zeromamba*')
+    model = mmpretrain.get_model(
+        'zeromamba_vmamba-small_3rdparty_cub-448px-gzsl',
+        pretrained='zeromamba_cub_gzsl.pth',
+        head=dict(word_vectors=None))  # V comes with the checkpoint
+
+The released weights cannot be downloaded by the hub: ``Weights:`` names the
+release file, and ``pretrained=`` takes a local path (after conversion, see
+the metafiles and ``docs/model_zoo.md``).
+
+The model index is read from the repository root in a source checkout (the
+live files of an editable install), else from the installed package's
+``zeromamba_mm/.mim`` (copied there by ``setup.py``, as mmpretrain does).
+"""
+import os.path as osp
+import warnings
+from typing import List, Optional
+
+MODEL_INDEX = 'model-index.yml'
+PACKAGE = 'zeromamba_mm'
+
+_registered: List[str] = []
+
+
+def model_index_root() -> Optional[str]:
+    """The folder holding ``model-index.yml`` and ``configs/``.
+
+    Returns:
+        str | None: The source checkout's root (the folder above the package
+        with ``setup.py``), else ``zeromamba_mm/.mim`` of an installed
+        package, else None.
+    """
+    package_dir = osp.dirname(osp.abspath(__file__))
+    checkout = osp.dirname(package_dir)
+    candidates = [osp.join(package_dir, '.mim')]
+    if osp.isfile(osp.join(checkout, 'setup.py')):
+        candidates.insert(0, checkout)
+    for root in candidates:
+        if (osp.isfile(osp.join(root, MODEL_INDEX))
+                and osp.isdir(osp.join(root, 'configs'))):
+            return root
+    return None
+
+
+def register_models() -> List[str]:
+    """Register this plugin's models with mmpretrain's model hub (once).
+
+    Returns:
+        list[str]: The registered model names (lower case, as the hub keeps
+        them).
+    """
+    if _registered:
+        return list(_registered)
+    root = model_index_root()
+    if root is None:
+        warnings.warn(
+            f'zeromamba_mm: no {MODEL_INDEX} found in the installed package '
+            '(zeromamba_mm/.mim) or beside it; the plugin\'s models are not '
+            'in mmpretrain.list_models(). Reinstall with `pip install .` or '
+            '`pip install -e .` from the repository.')
+        return []
+    from mmpretrain.apis.model import ModelHub
+    from modelindex.load_model_index import load
+
+    index = load(osp.join(root, MODEL_INDEX))
+    index.build_models_with_collections()
+    names = [model.name.lower() for model in index.models]
+    clashes = [name for name in names if ModelHub.has(name)]
+    if clashes:
+        raise ValueError(
+            f'zeromamba_mm: the model names {clashes} of '
+            f'{osp.join(root, MODEL_INDEX)} are already in mmpretrain\'s '
+            'model hub; rename them in their metafile.yml.')
+    ModelHub.register_model_index(
+        osp.join(root, MODEL_INDEX), config_prefix=root)
+    _registered.extend(names)
+    return list(_registered)
+
+
+def register_config_package() -> None:
+    """Let mmengine resolve ``zeromamba_mm::PATH`` configs.
+
+    mmengine 0.10 accepts ``PACKAGE::`` only for the packages listed in
+    ``mmengine.config.utils.MODULE2PACKAGE``; this adds the plugin there. It
+    also finds the package of an editable install (``pip install -e .``):
+    mmengine looks for ``<site-packages>/zeromamba_mm``, which a PEP 660
+    editable install does not create, so for this package only the path of
+    the imported package is used when that folder is missing.
+    """
+    from mmengine.config import config as config_module
+    from mmengine.config import utils as config_utils
+
+    config_utils.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
+    original = config_module.get_installed_path
+    if getattr(original, '_zeromamba_mm', False):
+        return
+
+    def get_installed_path(package: str) -> str:
+        path = original(package)
+        if package == PACKAGE and not osp.isdir(osp.join(path, '.mim')):
+            return osp.dirname(osp.abspath(__file__))
+        return path
+
+    get_installed_path._zeromamba_mm = True
+    config_module.get_installed_path = get_installed_path
+
+
+register_config_package()
+register_models()
