@@ -89,7 +89,7 @@ def test_same_order_and_shards_as_default_sampler(dataset):
             table = sample_seeds(5, epoch, len(dataset))
             assert [i.sample_seed for i in got] == [table[i] for i in got]
     sampler = DATA_SAMPLERS.build(
-        dict(type='EpochAwareSampler', dataset=dataset, seed=0))
+        dict(type='zeromamba_mm.EpochAwareSampler', dataset=dataset, seed=0))
     assert isinstance(sampler, EpochAwareSampler)
     with pytest.raises(TypeError, match="sampler=dict\\(type='Default"):
         EpochAwareSampler(list(range(4)), seed=0)
