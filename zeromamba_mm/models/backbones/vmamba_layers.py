@@ -198,19 +198,18 @@ class SS2D(nn.Module):
             return {}
         return {'backend': self.scan_backend}
 
-    def forward_core(self, x: Tensor) -> Tensor:
-        """Cross scan -> selective scan -> cross merge -> out_norm.
+    def scan_directions(self, xs: Tensor) -> Tensor:
+        """Project and selective-scan the K direction sequences.
 
         Args:
-            x (Tensor): (B, E, H, W), after in_proj, conv and SiLU.
+            xs (Tensor): (B, K·E, L), the K serialised sequences stacked.
 
         Returns:
-            Tensor: (B, E, H, W) in ``x``'s dtype.
+            Tensor: (B, K, E, L) float32 scan outputs.
         """
-        batch, e, height, width = x.shape
+        batch, ke, length = xs.shape
         k, r, n = NUM_DIRECTIONS, self.dt_rank, self.d_state
-        length = height * width
-        xs = cross_scan(x).reshape(batch, k * e, length)
+        e = ke // k
         # Grouped 1x1 convolutions apply each direction's own projection.
         x_dbl = F.conv1d(xs, self.x_proj_weight.reshape(-1, e, 1), groups=k)
         dts, bs, cs = torch.split(
@@ -229,7 +228,22 @@ class SS2D(nn.Module):
             delta_bias=self.dt_projs_bias.reshape(-1).float(),
             delta_softplus=True,
             **self._scan_kwargs())
-        y = cross_merge(ys.view(batch, k, e, length), height, width)
+        return ys.view(batch, k, e, length)
+
+    def forward_core(self, x: Tensor) -> Tensor:
+        """Cross scan -> selective scan -> cross merge -> out_norm.
+
+        Args:
+            x (Tensor): (B, E, H, W), after in_proj, conv and SiLU.
+
+        Returns:
+            Tensor: (B, E, H, W) in ``x``'s dtype.
+        """
+        batch, e, height, width = x.shape
+        length = height * width
+        ys = self.scan_directions(
+            cross_scan(x).reshape(batch, NUM_DIRECTIONS * e, length))
+        y = cross_merge(ys, height, width)
         return self.out_norm(y).to(x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zeromamba_mm.ops import selective_scan, selective_scan_2d
+from zeromamba_mm.ops import selective_scan_2d
 from ..utils.dct import dct_matrix, lowpass_masks
 from .vmamba_layers import NUM_DIRECTIONS, SS2D, LayerNorm2d, cross_merge
 
@@ -224,29 +224,12 @@ class SS2DFrequency(SS2D):
 
     def forward_core(self, x: Tensor) -> Tensor:
         batch, e, height, width = x.shape
-        k, r, n = NUM_DIRECTIONS, self.dt_rank, self.d_state
+        k = NUM_DIRECTIONS
         xs = self.serialize(x)
         length = xs.shape[-1]
-        xs = xs.reshape(batch, k * e, length)
-        x_dbl = F.conv1d(xs, self.x_proj_weight.reshape(-1, e, 1), groups=k)
-        dts, bs, cs = torch.split(
-            x_dbl.view(batch, k, r + 2 * n, length), [r, n, n], dim=2)
-        dts = F.conv1d(
-            dts.reshape(batch, k * r, length),
-            self.dt_projs_weight.reshape(k * e, r, 1),
-            groups=k)
-        ys = selective_scan(
-            xs,
-            dts,
-            -torch.exp(self.A_logs.float()),
-            bs.contiguous(),
-            cs.contiguous(),
-            D=self.Ds.float(),
-            delta_bias=self.dt_projs_bias.reshape(-1).float(),
-            delta_softplus=True,
-            **self._scan_kwargs())
+        ys = self.scan_directions(xs.reshape(batch, k * e, length))
         grid = height * width
-        ys = ys.view(batch, k, e, length)[..., length - grid:]
+        ys = ys[..., length - grid:]
         # Grid segments are in cross_scan's layout: merge as SS2D does.
         y = cross_merge(ys.contiguous(), height, width)
         return self.out_norm(y).to(x.dtype)
