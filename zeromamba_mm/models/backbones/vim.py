@@ -16,7 +16,6 @@ with RMSNorm, a final RMSNorm, then class-token or mean pooling. Maps of the
 blocks in ``out_indices`` come out as (B, C, H, W) patch grids so that the
 ZSL heads and dense necks of this package take them like VMamba's stages.
 """
-import copy
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,6 +34,7 @@ from zeromamba_mm.ops import BACKENDS, selective_scan, selective_scan_2d
 from zeromamba_mm.ops.selective_scan_2d import (LEGACY_V2M_DIRECTIONS,
                                                 parse_directions)
 from zeromamba_mm.registry import MODELS
+from ..utils.arch import resolve_arch
 from ..utils.checkpoint import load_checkpoint_file, strict_load_state_dict
 from .frequency_serialization import FrequencySerialization
 
@@ -548,34 +548,17 @@ class Vim(BaseBackbone):
     # ------------------------------------------------------------ arch ---
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        resolved = resolve_arch(arch, cls.arch_zoo, cls.required_arch_keys,
+                                cls.optional_arch_keys, 'Vim')
         if isinstance(arch, str):
-            name = arch.lower()
-            if name not in cls.arch_zoo:
-                raise KeyError(f'Unknown Vim arch {arch!r}; choose one of '
-                               f'{sorted(cls.arch_zoo)} or pass a dict with '
-                               f'keys {list(cls.required_arch_keys)}')
-            settings = dict(cls._common, **copy.deepcopy(cls.arch_zoo[name]))
-        elif isinstance(arch, dict):
-            missing = [k for k in cls.required_arch_keys if k not in arch]
-            unknown = [
-                k for k in arch
-                if k not in cls.required_arch_keys + cls.optional_arch_keys
-            ]
-            if missing or unknown:
-                raise KeyError(
-                    f'Bad Vim arch dict: missing keys {missing}, unknown keys '
-                    f'{unknown}. Required: {list(cls.required_arch_keys)}; '
-                    f'optional: {list(cls.optional_arch_keys)}.')
-            settings = dict(
-                cls._common,
-                mixer='bidirectional',
-                tokenizer='patch',
-                cls_token='middle',
-                pooling='cls')
-            settings.update(copy.deepcopy(arch))
-        else:
-            raise TypeError('arch must be a str or a dict, got '
-                            f'{type(arch).__name__}')
+            return dict(cls._common, **resolved)
+        settings = dict(
+            cls._common,
+            mixer='bidirectional',
+            tokenizer='patch',
+            cls_token='middle',
+            pooling='cls')
+        settings.update(resolved)
         return settings
 
     def _parse_out_indices(self, out_indices) -> Tuple[int, ...]:

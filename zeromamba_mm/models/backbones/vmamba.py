@@ -5,7 +5,6 @@ VMamba: Visual State Space Model, Liu et al., NeurIPS 2024
 (T s1l8, S s2l15, B s2l15). The building blocks live in
 :mod:`zeromamba_mm.models.backbones.vmamba_layers`.
 """
-import copy
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -21,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from zeromamba_mm import ops
 from zeromamba_mm.registry import MODELS
+from ..utils.arch import resolve_arch
 from ..utils.checkpoint import (load_checkpoint_file,
                                 split_pretrained_init_cfg,
                                 strict_load_state_dict)
@@ -216,30 +216,10 @@ class VMamba(BaseBackbone):
     # ------------------------------------------------------------ arch ---
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            name = arch.lower()
-            if name not in cls.arch_zoo:
-                raise KeyError(f'Unknown VMamba arch {arch!r}; choose one of '
-                               f'{sorted(cls.arch_zoo)} or pass a dict with '
-                               f'keys {list(cls.required_arch_keys)}')
-            settings = copy.deepcopy(cls.arch_zoo[name])
-        elif isinstance(arch, dict):
-            missing = [k for k in cls.required_arch_keys if k not in arch]
-            unknown = [
-                k for k in arch
-                if k not in cls.required_arch_keys + cls.optional_arch_keys
-            ]
-            if missing or unknown:
-                raise KeyError(
-                    f'Bad VMamba arch dict: missing keys {missing}, unknown '
-                    f'keys {unknown}. Required: '
-                    f'{list(cls.required_arch_keys)}; optional: '
-                    f'{list(cls.optional_arch_keys)}.')
-            settings = copy.deepcopy(dict(arch))
+        settings = resolve_arch(arch, cls.arch_zoo, cls.required_arch_keys,
+                                cls.optional_arch_keys, 'VMamba')
+        if isinstance(arch, dict):
             settings.setdefault('dt_rank', 'auto')
-        else:
-            raise TypeError('arch must be a str or a dict, got '
-                            f'{type(arch).__name__}')
         depths = [int(d) for d in settings['depths']]
         dims = settings['dims']
         if isinstance(dims, int):
