@@ -272,3 +272,26 @@ def test_data_root_mode(tool, capsys, monkeypatch, broken):
                             'photos', '--path-preset', 'auto')
     assert status == 1
     assert "'att'" in out and 'att_splits.mat' in out
+
+
+@pytest.mark.parametrize('edit, expected', [
+    (dict(trainval_loc=lambda loc: np.concatenate([loc, loc[2:3]]).astype(
+        np.uint16)),
+     ["duplicate image indices in 'trainval_loc': index 3", '(entry 3, '
+      'entry 29)', "unique(trainval_loc, 'stable')"]),
+    (dict(allclasses_names=lambda names: np.concatenate(
+        [names[:1], names[:1], names[2:]])),
+     ["duplicate names in 'allclasses_names': 'species_00' (entry 1, "
+      'entry 2)']),
+])
+def test_duplicates_are_errors(tool, capsys, monkeypatch, broken, tmp_path,
+                               edit, expected):
+    """A repeated image of a split or a repeated class name is refused by
+    the dataset; the checker reports it as an error and exits 1."""
+    _edit_mat(osp.join(broken, 'att_splits.mat'), **edit)
+    config = write_config(tmp_path / 'cfg.py', broken)
+    status, out = run_check(tool, capsys, monkeypatch, config)
+    assert status == 1, out
+    errors = [line for line in out.splitlines() if 'ERROR' in line]
+    assert any('att_splits.mat' in line and all(e in line for e in expected)
+               for line in errors), out

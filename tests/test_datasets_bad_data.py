@@ -1,12 +1,15 @@
 """Bad zero-shot data is refused at load, with the file, line, class and
 attribute named; a class without test images stays in the label space."""
+import os.path as osp
+import shutil
 import warnings
 
 import numpy as np
 import pytest
 import scipy.io as sio
 
-from zeromamba_mm.datasets import ZSLDataError, ZSLDataset, remap_image_paths
+from zeromamba_mm.datasets import (ZSLDataError, ZSLDataset,
+                                   load_class_semantics, remap_image_paths)
 
 
 def _cell(strings):
@@ -93,16 +96,95 @@ def test_mat_leaks_duplicates_and_names(tmp_path):
             match="trainval_loc and test_seen_loc"
             r".*first: \['/BS/x/img0.jpg'\]"):
         ZSLDataset(**_mats(tmp_path, files=files))
-    # Repeats inside one split: warned (a published file may have them).
+    # Repeats inside one split are refused, naming the 1-based index, its
+    # file and its (1-based) entries in the key.
     kwargs = _mats(tmp_path, test_seen_loc=_loc(2, 4, 4))
-    with pytest.warns(UserWarning, match='test_seen_loc lists 1 image'):
-        ds = ZSLDataset(split='test_seen', **kwargs)
-    assert len(ds) == 3
+    with pytest.raises(ZSLDataError) as err:
+        ZSLDataset(split='trainval', **kwargs)
+    msg = str(err.value)
+    assert "att_splits.mat: duplicate image indices in 'test_seen_loc': " \
+        "index 4 ('/BS/x/img3.jpg') (entry 2, entry 3)" in msg
+    assert "test_seen_loc = unique(test_seen_loc, 'stable')" in msg
+    # The same file at two indices of one split is the same image.
+    files = [f'/BS/x/img{i}.jpg' for i in range(6)]
+    files[3] = files[1]
+    with pytest.raises(
+            ZSLDataError,
+            match=r"duplicate image files \(at different indices\) in "
+            r"'test_seen_loc': '/BS/x/img1.jpg' \(entry 1: index 2, entry 2: "
+            r'index 4\)'):
+        ZSLDataset(**_mats(tmp_path, files=files))
     kwargs = _mats(tmp_path, allclasses_names=_cell(['a', 'b', 'a', 'd']))
     with pytest.raises(
             ZSLDataError,
-            match=r"duplicate class names: 'a' \(entries 0 and 2"):
+            match=r"duplicate names in 'allclasses_names': 'a' "
+            r'\(entry 1, entry 3\)'):
         ZSLDataset(**kwargs)
+    kwargs = _mats(tmp_path, attribute_names=_cell(['x', 'y', 'x']))
+    with pytest.raises(
+            ZSLDataError,
+            match=r"duplicate names in 'attribute_names': 'x' "
+            r'\(entry 1, entry 3\)'):
+        ZSLDataset(**kwargs)
+
+
+def test_real_split_file_with_a_repeated_image(tmp_path):
+    """The published SUN files with one trainval image listed twice: the
+    dataset and the inference class reader both refuse it."""
+    real = osp.join(osp.dirname(__file__), 'data', 'xlsa17', 'SUN')
+    shutil.copy(osp.join(real, 'res101.mat'), tmp_path / 'res101.mat')
+    splits = sio.loadmat(osp.join(real, 'att_splits.mat'))
+    splits = {k: v for k, v in splits.items() if not k.startswith('__')}
+    trainval = splits['trainval_loc']
+    repeated = int(trainval[4, 0])
+    splits['trainval_loc'] = np.concatenate([trainval, trainval[4:5]])
+    sio.savemat(str(tmp_path / 'att_splits.mat'), splits)
+    entries = f'(entry 5, entry {len(trainval) + 1})'
+    with pytest.raises(ZSLDataError) as err:
+        ZSLDataset(
+            data_root=str(tmp_path),
+            split='test',
+            path_preset='SUN',
+            check_images=False)
+    msg = str(err.value)
+    assert str(tmp_path / 'att_splits.mat') in msg
+    assert f"in 'trainval_loc': index {repeated} (" in msg and entries in msg
+    with pytest.raises(ZSLDataError, match=f"'trainval_loc'.*{entries}"):
+        load_class_semantics(str(tmp_path / 'att_splits.mat'))
+
+
+def test_name_files_with_duplicates(tmp_path):
+    kwargs = _mats(tmp_path)
+    (tmp_path / 'names.txt').write_text('# classes\nant\nbee\n\nant\nfly\n')
+    with pytest.raises(ZSLDataError) as err:
+        ZSLDataset(class_names_file='names.txt', **kwargs)
+    assert str(err.value).startswith(
+        f"{tmp_path / 'names.txt'}: duplicate names: 'ant' (line 2, line 5)")
+    (tmp_path / 'attrs.txt').write_text('big\nred\nbig\n')
+    with pytest.raises(ZSLDataError, match=r"'big' \(line 1, line 3\)"):
+        ZSLDataset(attribute_names_file='attrs.txt', **kwargs)
+    with pytest.raises(
+            ZSLDataError, match=r"metainfo: duplicate class names in "
+            r"'classes': 'a' \(entry 0, entry 1\)"):
+        ZSLDataset(metainfo=dict(classes=['a', 'a', 'b', 'c']), **kwargs)
+    # Inference reads class lists with the same check.
+    att = np.eye(4)
+    with pytest.raises(
+            ZSLDataError,
+            match=r"names.txt: duplicate names: 'ant' \(line 2, line 5\)"):
+        load_class_semantics(att, class_names=str(tmp_path / 'names.txt'))
+    with pytest.raises(
+            ZSLDataError,
+            match=r"class_names: duplicate class names: 'x' \(entry 0, "
+            r'entry 3\)'):
+        load_class_semantics(att, class_names=['x', 'y', 'z', 'x'])
+    table = tmp_path / 'classes.csv'
+    table.write_text('class,a,b\nx,1,0\ny,0,1\nx,1,1\n')
+    with pytest.raises(
+            ZSLDataError,
+            match=r"classes.csv: duplicate class names: 'x' \(line 2, "
+            r'line 4\)'):
+        load_class_semantics(str(table))
 
 
 def test_path_preset_conflict_names_the_base_config():
@@ -171,16 +253,32 @@ def test_table_leak_and_duplicates(tmp_path):
         ZSLDataset(**_tables(tmp_path, GOOD + './cat/1.jpg,cat,test_seen\n'))
     twice = GOOD + 'dog/2.jpg,dog,test_seen\n'
     with pytest.raises(
-            ZSLDataError, match="images.csv:6: .* listed twice in test_seen"):
+            ZSLDataError,
+            match=r"images.csv: duplicate images in 'split test_seen': "
+            r"'dog/2.jpg' \(line 4, line 6\)"):
         ZSLDataset(**_tables(tmp_path, twice))
-    with pytest.raises(ZSLDataError, match="duplicate class names: 'cat'"):
+    with pytest.raises(
+            ZSLDataError,
+            match=r"classes.csv: duplicate class names: 'cat' \(line 1, "
+            r'line 3\)'):
         ZSLDataset(**_tables(
             tmp_path, GOOD, classes='cat,seen\ndog,seen\ncat,unseen\n'))
-    with pytest.raises(ZSLDataError, match="duplicate attribute names"):
+    with pytest.raises(
+            ZSLDataError,
+            match=r"duplicate attribute names in 'header': 'big' \(column 2, "
+            r'column 3\)'):
         ZSLDataset(**_tables(
             tmp_path,
             GOOD,
             attributes='class,big,big\ncat,1,0\ndog,1,1\nfox,1,1\n'))
+    with pytest.raises(
+            ZSLDataError,
+            match=r"attributes.csv: duplicate class names: 'dog' \(line 3, "
+            r'line 5\)'):
+        ZSLDataset(**_tables(
+            tmp_path,
+            GOOD,
+            attributes='class,a,b\ncat,1,0\ndog,1,1\nfox,1,1\ndog,0,1\n'))
 
 
 def test_unseen_table_class_without_images(tmp_path):

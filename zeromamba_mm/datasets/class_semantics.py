@@ -13,9 +13,11 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .table_format import read_rows
-from .xlsa17 import (ZSLDataError, _cell_strings, check_finite,
-                     check_unique_names, normalize_rows, read_mat)
+from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
+                          normalize_rows)
+from .table_format import read_name_list, read_rows
+from .xlsa17 import (_cell_strings, check_loc_unique, read_cell_names,
+                     read_mat)
 
 __all__ = ['ClassSemantics', 'load_class_semantics', 'read_name_list']
 
@@ -59,21 +61,16 @@ class ClassSemantics:
         return np.setdiff1d(np.arange(self.num_classes), self.seen_classes)
 
 
-def read_name_list(path: str, what: str) -> Tuple[str, ...]:
-    """One name per line (blank lines and ``#`` comments skipped)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} file not found: {path}')
-    return tuple(','.join(fields) for _, fields in read_rows(path))
-
-
 def _as_names(names: Names, what: str) -> Optional[Tuple[str, ...]]:
+    """Names given as a list or a file (``what``: ``'class'``...)."""
     if names is None:
         return None
     if isinstance(names, (str, Path)):
-        return read_name_list(str(names), what)
+        return read_name_list(str(names), f'{what.capitalize()}-name file')
     names = tuple(str(n) for n in names)
     if not names:
-        raise ZSLDataError(f'{what}: the list of names is empty.')
+        raise ZSLDataError(f'{what}_names: the list of names is empty.')
+    check_no_duplicates(names, f'{what}_names', f'{what} names')
     return names
 
 
@@ -85,7 +82,7 @@ def _read_csv(path: str):
         raise ZSLDataError(
             f'{path}: the first row must be the header "class,attr_1,'
             f'attr_2,..." (one column per attribute), got {header[:4]}.')
-    names, values = [], []
+    names, values, lines = [], [], []
     for lineno, fields in rows[1:]:
         if len(fields) != len(header):
             raise ZSLDataError(
@@ -96,8 +93,17 @@ def _read_csv(path: str):
         except ValueError as e:
             raise ZSLDataError(f'{path}:{lineno}: {e}') from e
         names.append(fields[0])
+        lines.append(lineno)
     if not names:
         raise ZSLDataError(f'{path} has a header but no class rows.')
+    check_no_duplicates(
+        names, path, 'class names', place=lambda i: f'line {lines[i]}')
+    check_no_duplicates(
+        header[1:],
+        path,
+        'attribute names',
+        key='header',
+        place=lambda j: f'column {j + 2}')
     return np.stack(values), tuple(names), tuple(header[1:])
 
 
@@ -114,8 +120,7 @@ def _read_xlsa17(path: str, attribute_key: str):
     att = att.T  # the file stores one class per column
     names = None
     if 'allclasses_names' in mat:
-        names = tuple(
-            _cell_strings(mat['allclasses_names'], path, 'allclasses_names'))
+        names = tuple(read_cell_names(mat, 'allclasses_names', path))
         if len(names) != att.shape[0]:
             raise ZSLDataError(
                 f'{path}: allclasses_names has {len(names)} entries but '
@@ -123,13 +128,17 @@ def _read_xlsa17(path: str, attribute_key: str):
     seen = None
     res101 = osp.join(osp.dirname(path), 'res101.mat')
     if 'trainval_loc' in mat and osp.isfile(res101):
-        labels = np.asarray(read_mat(
-            res101, ['labels'])['labels']).ravel().astype(np.int64)
+        images = read_mat(res101, ['labels'], optional=['image_files'])
+        labels = np.asarray(images['labels']).ravel().astype(np.int64)
         loc = np.asarray(mat['trainval_loc']).ravel().astype(np.int64)
         if loc.size and (loc.min() < 1 or loc.max() > labels.size):
             raise ZSLDataError(
                 f'{path}: trainval_loc holds 1-based indices outside [1, '
                 f'{labels.size}] (the images of {res101}).')
+        files = (
+            _cell_strings(images['image_files'], res101, 'image_files')
+            if 'image_files' in images else None)
+        check_loc_unique(loc - 1, files, path, 'trainval_loc')
         seen = np.unique(labels[loc - 1] - 1)
         if seen.size and (seen.min() < 0 or seen.max() >= att.shape[0]):
             raise ZSLDataError(
@@ -239,15 +248,15 @@ def load_class_semantics(class_attributes: Union[str, Path, ArrayLike],
                            f'(C, A) array with C, A > 0, got shape '
                            f'{matrix.shape}.')
     num_classes, num_attributes = matrix.shape
-    names = _as_names(class_names, 'Class-name') or file_names or tuple(
+    names = _as_names(class_names, 'class') or file_names or tuple(
         f'class_{i}' for i in range(num_classes))
     if len(names) != num_classes:
         raise ZSLDataError(
             f'{len(names)} class names were given for the {num_classes} '
             f'classes (rows) of {source}.')
-    check_unique_names(names, source, 'class')
-    attr_names = _as_names(attribute_names,
-                           'Attribute-name') or file_attr_names
+    if class_names is None:  # given names were checked where they came from
+        check_no_duplicates(names, source, 'class names')
+    attr_names = _as_names(attribute_names, 'attribute') or file_attr_names
     if attr_names is not None and len(attr_names) != num_attributes:
         raise ZSLDataError(
             f'{len(attr_names)} attribute names were given for the '

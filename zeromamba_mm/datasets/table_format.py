@@ -43,12 +43,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.fileio import get_file_backend
 
-from .xlsa17 import (ZSLAnnotation, ZSLDataError, check_finite,
-                     check_unique_names, holdout_per_class, normalize_rows)
+from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
+                          normalize_rows)
+from .xlsa17 import ZSLAnnotation, holdout_per_class
 
 __all__ = [
     'load_table_annotation', 'save_table_annotation', 'read_rows', 'read_text',
-    'check_relative_path'
+    'read_name_list', 'check_relative_path'
 ]
 
 CLASS_SPLITS = ('seen', 'unseen')
@@ -86,7 +87,8 @@ def read_text(path: str,
 
 def read_rows(
         path: str,
-        backend_args: Optional[dict] = None) -> List[Tuple[int, List[str]]]:
+        backend_args: Optional[dict] = None,
+        what: str = 'Zero-shot table file') -> List[Tuple[int, List[str]]]:
     """Read a CSV/TXT file into ``(line number, fields)`` pairs.
 
     Blank lines and lines starting with ``#`` are skipped; fields are
@@ -96,11 +98,12 @@ def read_rows(
     Args:
         path (str): Path or URI of the file.
         backend_args (dict, optional): Arguments of the file backend.
+        what (str): What the file is, for the message of a missing file.
 
     Returns:
         list[tuple[int, list[str]]]: 1-based line number and fields.
     """
-    text = read_text(path, backend_args)
+    text = read_text(path, backend_args, what)
     rows = []
     reader = csv.reader(io.StringIO(text, newline=''))
     try:
@@ -114,6 +117,29 @@ def read_rows(
     if not rows:
         raise ZSLDataError(f'{path} holds no rows.')
     return rows
+
+
+def read_name_list(path: str,
+                   what: str,
+                   backend_args: Optional[dict] = None) -> Tuple[str, ...]:
+    """One name per line (blank lines and ``#`` comments skipped), each
+    listed once (a name holding commas is read whole).
+
+    Args:
+        path (str): Path or URI of the text file.
+        what (str): What the file lists, for messages (``'Class-name
+            file'``).
+        backend_args (dict, optional): Arguments of the file backend.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ZSLDataError: on a name listed twice, naming both lines.
+    """
+    rows = read_rows(path, backend_args, what)
+    names = tuple(','.join(fields) for _, fields in rows)
+    check_no_duplicates(
+        names, path, 'names', place=lambda i: f'line {rows[i][0]}')
+    return names
 
 
 def _read_class_list(
@@ -130,14 +156,14 @@ def _read_class_list(
                 f'{CLASS_SPLITS}, got {fields}.')
         names.append(fields[0])
         is_seen.append(fields[1].lower() == 'seen')
-    check_unique_names(names, path, 'class')
+    check_no_duplicates(
+        names, path, 'class names', place=lambda i: f'line {rows[i][0]}')
     return names, np.asarray(is_seen, dtype=bool)
 
 
 def _read_names(path: str, expected: int, what: str, other: str,
                 backend_args: Optional[dict]) -> Tuple[str, ...]:
-    rows = read_rows(path, backend_args)
-    names = [','.join(fields) for _, fields in rows]
+    names = read_name_list(path, f'{what.capitalize()} file', backend_args)
     if len(names) != expected:
         raise ZSLDataError(
             f'{path} lists {len(names)} {what} but {other} has {expected}.')
@@ -177,16 +203,22 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
         raise ZSLDataError(
             f'{path}: the header row must be "class,attr_1,attr_2,...", got '
             f'{header}.')
-    check_unique_names(attr_names, f'{path} (header)', 'attribute')
+    check_no_duplicates(
+        attr_names,
+        path,
+        'attribute names',
+        key='header',
+        place=lambda j: f'column {j + 2}')
+    check_no_duplicates([fields[0] for _, fields in rows[1:]],
+                        path,
+                        'class names',
+                        place=lambda i: f'line {rows[i + 1][0]}')
     by_name: Dict[str, np.ndarray] = {}
     for lineno, fields in rows[1:]:
         if len(fields) != len(header):
             raise ZSLDataError(
                 f'{path}:{lineno}: {len(fields) - 1} attribute values but '
                 f'the header names {len(attr_names)} attributes.')
-        if fields[0] in by_name:
-            raise ZSLDataError(f'{path}:{lineno}: duplicate class '
-                               f'{fields[0]!r}.')
         try:
             values = np.asarray(fields[1:], dtype=np.float64)
         except ValueError as e:
@@ -275,19 +307,29 @@ def _read_image_list(path: str, class_index: Dict[str, int],
 def _check_image_rows(path: str, paths: List[str], lines: List[int],
                       splits: Dict[str, np.ndarray]) -> None:
     """Refuse an image listed twice in one split or in trainval and a test
-    split (a train/test leak), naming both lines."""
+    split (a train/test leak), naming the lines."""
+    keys = {
+        name: [posixpath.normpath(paths[i].replace('\\', '/')) for i in rows]
+        for name, rows in splits.items()
+    }
+    for name in IMAGE_SPLITS:
+        rows = splits[name]
+        check_no_duplicates(
+            keys[name],
+            path,
+            'images',
+            key=f'split {name}',
+            place=lambda j: f'line {lines[rows[j]]}',
+            fix='An image counts once per split: remove the repeated line.')
     where: Dict[str, Tuple[str, int]] = {}
     for name in IMAGE_SPLITS:
-        for i in splits[name]:
-            key = posixpath.normpath(paths[i].replace('\\', '/'))
+        for i, key in zip(splits[name], keys[name]):
             if key in where:
                 other, line = where[key]
-                kind = ('listed twice in ' + name
-                        if other == name else f'in both {other} and {name}'
-                        ' (a train/test leak)')
                 raise ZSLDataError(
-                    f'{path}:{lines[i]}: image {paths[i]!r} is {kind}; '
-                    f'first listed at line {line}.')
+                    f'{path}:{lines[i]}: image {paths[i]!r} is in both '
+                    f'{other} and {name} (a train/test leak); first listed '
+                    f'at line {line}. Keep it in one split only.')
             where[key] = (name, lines[i])
 
 

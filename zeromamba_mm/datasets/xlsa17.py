@@ -1,4 +1,4 @@
-"""Read the xlsa17 split files of Xian et al. and remap their image paths.
+"""Read the xlsa17 split files of Xian et al. into a :class:`ZSLAnnotation`.
 
 The proposed splits of `Zero-Shot Learning - The Good, the Bad and the Ugly
 <https://arxiv.org/abs/1703.04394>`_ come as two MATLAB files per dataset:
@@ -15,15 +15,14 @@ Everything is turned into a :class:`ZSLAnnotation` with 0-based indices, the
 in-memory form shared with the table format of :mod:`.table_format`. An
 optional (A, 1) ``attribute_names`` cell in ``att_splits.mat`` (written by
 the demo generator; the published files have none) names the attributes.
+Image paths are mapped to the image root by :mod:`.path_rules`.
 
 Refused at load: NaN/inf attributes (naming class and attribute), duplicate
-class names, and train/test leaks (an image index, or a file, in trainval
-and a test split). A repeated image inside one split is only warned about.
-Files are read through :mod:`mmengine.fileio` backends.
+class or attribute names, an image listed twice inside one split (by index
+or by file), and train/test leaks (an image index, or a file, in trainval
+and a test split). Files are read through :mod:`mmengine.fileio` backends.
 """
 import io
-import re
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -31,36 +30,23 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.fileio import get_file_backend
 
+from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
+                          normalize_rows)
+from .path_rules import (DEMO_PATH_PREFIX, PATH_PRESETS, detect_path_preset,
+                         register_path_preset, remap_image_paths)
+
 __all__ = [
     'ZSLDataError', 'ZSLAnnotation', 'PATH_PRESETS', 'DEMO_PATH_PREFIX',
     'register_path_preset', 'detect_path_preset', 'remap_image_paths',
     'read_mat', 'load_xlsa17', 'normalize_rows', 'holdout_per_class',
-    'check_finite', 'check_unique_names'
+    'check_finite', 'check_no_duplicates', 'check_loc_unique',
+    'read_cell_names'
 ]
 
 #: The split keys of ``att_splits.mat`` that every dataset must have.
 REQUIRED_LOC_KEYS = ('trainval_loc', 'test_seen_loc', 'test_unseen_loc')
 #: Optional split keys; they overlap ``test_seen_loc`` (see the module doc).
 OPTIONAL_LOC_KEYS = ('train_loc', 'val_loc')
-
-#: Image-path prefix written by :mod:`.demo_data` (original-style, so that the
-#: demo needs path remapping exactly like the real files).
-DEMO_PATH_PREFIX = '/BS/demo/work/data/ZSLDemo/images/'
-
-#: Original path prefixes of ``res101.mat`` -> removed by the presets; the
-#: rest of each path (``<class folder>/<image>``) is joined to ``img_prefix``.
-#: AWA2's prefix really holds a double slash; matching collapses repeated
-#: slashes on both sides, so it is written here with a single one.
-PATH_PRESETS: Dict[str, str] = {
-    'CUB': '/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/',
-    'SUN': '/BS/Deep_Fragments/work/MSc/data/SUN/images/',
-    'AWA2': '/BS/xian/work/data/Animals_with_Attributes2/JPEGImages/',
-    'DEMO': DEMO_PATH_PREFIX,
-}
-
-
-class ZSLDataError(ValueError):
-    """Raised when zero-shot annotation files are inconsistent or malformed."""
 
 
 @dataclass
@@ -101,209 +87,6 @@ class ZSLAnnotation:
     @property
     def num_attributes(self) -> int:
         return int(self.attributes.shape[1])
-
-
-def normalize_rows(matrix: np.ndarray, what: str = 'attributes') -> np.ndarray:
-    """L2-normalise each row in float64 and return float32.
-
-    Args:
-        matrix (np.ndarray): (C, A) matrix.
-        what (str): Name used in the error message.
-
-    Returns:
-        np.ndarray: (C, A) float32 with unit rows.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0)
-    if zero.size:
-        raise ZSLDataError(
-            f'Cannot L2-normalise {what}: rows {zero[:5].tolist()} are all '
-            'zero (a class without any attribute).')
-    return (matrix / norms).astype(np.float32)
-
-
-def check_finite(matrix: np.ndarray,
-                 source: str,
-                 class_names: Optional[Sequence[str]] = None,
-                 attribute_names: Optional[Sequence[str]] = None,
-                 key: str = 'attributes') -> None:
-    """Refuse NaN/inf in a (C, A) class-attribute matrix, naming the place.
-
-    A NaN attribute trains silently and only fails at the end of the first
-    evaluation ("pred_score contains NaN"), so it is caught at load.
-
-    Args:
-        matrix (np.ndarray): (C, A) values, classes as rows.
-        source (str): File name for the message.
-        class_names (Sequence[str], optional): C class names.
-        attribute_names (Sequence[str], optional): A attribute names.
-        key (str): Name of the variable in the file. Defaults to
-            ``'attributes'``.
-
-    Raises:
-        ZSLDataError: if any value is NaN or infinite.
-    """
-    bad = ~np.isfinite(np.asarray(matrix, dtype=np.float64))
-    if not bad.any():
-        return
-    rows, cols = np.nonzero(bad)
-    places = []
-    for c, a in list(zip(rows.tolist(), cols.tolist()))[:5]:
-        cls = class_names[c] if class_names is not None else f'#{c}'
-        attr = (attribute_names[a] if attribute_names is not None else f'#{a}')
-        places.append(f'class {cls!r} (row {c}), attribute {attr!r} '
-                      f'(column {a}) = {matrix[c, a]}')
-    raise ZSLDataError(
-        f'{source}: {key!r} holds {int(bad.sum())} NaN/inf value(s) in '
-        f'{len(np.unique(rows))} class(es); first: ' + '; '.join(places) +
-        '. Fill in the missing values (e.g. 0, or -1 as AWA2 marks them in '
-        'original_att) before training.')
-
-
-def check_unique_names(names: Sequence[str], source: str, what: str) -> None:
-    """Refuse duplicate names (two classes named alike are one label).
-
-    Raises:
-        ZSLDataError: naming the duplicates and their positions.
-    """
-    first: Dict[str, int] = {}
-    dup = []
-    for i, name in enumerate(names):
-        if name in first:
-            dup.append(f'{name!r} (entries {first[name]} and {i})')
-        else:
-            first[name] = i
-    if dup:
-        raise ZSLDataError(
-            f'{source}: duplicate {what} names: {", ".join(dup[:5])}.')
-
-
-# ----------------------------------------------------------------------------
-# Path remapping
-# ----------------------------------------------------------------------------
-def _collapse_slashes(path: str) -> str:
-    return re.sub(r'/+', '/', path) if '//' in path else path
-
-
-def register_path_preset(name: str, prefix: str) -> None:
-    """Add a path preset, so that configs can say ``path_preset=name``.
-
-    Args:
-        name (str): Preset name (e.g. ``'FLO'``).
-        prefix (str): The original path prefix to strip.
-    """
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f'A path preset needs a non-empty prefix, got '
-                         f'{prefix!r} for {name!r}.')
-    PATH_PRESETS[name] = prefix if prefix.endswith('/') else prefix + '/'
-
-
-def detect_path_preset(paths: Sequence[str]) -> str:
-    """Return the name of the preset whose prefix matches all ``paths``.
-
-    Raises:
-        ZSLDataError: if no preset matches (a ``path_rule`` is needed then).
-    """
-    if len(paths) == 0:
-        raise ZSLDataError('Cannot detect a path preset from an empty list.')
-    collapsed = [_collapse_slashes(p) for p in paths]
-    for name, prefix in PATH_PRESETS.items():
-        prefix = _collapse_slashes(prefix)
-        if all(p.startswith(prefix) for p in collapsed):
-            return name
-    known = ', '.join(f'{k}: {v!r}' for k, v in PATH_PRESETS.items())
-    raise ZSLDataError(
-        f"path_preset='auto' found no preset matching the image paths "
-        f'(first: {paths[0]!r}). Known presets: {known}. Use '
-        "path_rule=dict(old_prefix=..., new_prefix='') for other datasets.")
-
-
-def remap_image_paths(paths: Sequence[str],
-                      path_preset: Optional[str] = None,
-                      path_rule: Optional[dict] = None,
-                      source: str = 'image list') -> List[str]:
-    """Map the authors' original image paths to paths under the image root.
-
-    Args:
-        paths (Sequence[str]): Paths as stored in ``res101.mat``.
-        path_preset (str, optional): ``'CUB'``, ``'SUN'``, ``'AWA2'``,
-            ``'DEMO'`` (or a registered name) strips that dataset's original
-            prefix; ``'auto'`` detects it. Defaults to None.
-        path_rule (dict, optional): A rule for any dataset, either
-            ``dict(old_prefix='/BS/.../jpg/', new_prefix='')`` (replace a
-            prefix; repeated slashes are ignored when matching) or
-            ``dict(keep_last=2)`` (keep the last N path components, e.g.
-            ``class_folder/image.jpg``). Defaults to None.
-        source (str): File name used in error messages.
-
-    Returns:
-        list[str]: Remapped paths. With neither a preset nor a rule, the
-        paths are returned unchanged.
-    """
-    paths = list(paths)
-    if path_preset is not None and path_rule is not None:
-        raise ValueError(
-            f'Give either path_preset or path_rule, not both (got '
-            f'path_preset={path_preset!r} and path_rule={path_rule!r}). The '
-            'preset may come from a base config: the demo base '
-            "configs/_base_/datasets/zsl_demo.py sets path_preset='DEMO' and "
-            'the xlsa17 dataset bases set CUB/SUN/AWA2. To use your '
-            'path_rule, set path_preset=None in the same dataset dict.')
-    if path_preset is not None:
-        if path_preset == 'auto':
-            path_preset = detect_path_preset(paths)
-        if path_preset not in PATH_PRESETS:
-            raise ValueError(
-                f'Unknown path_preset {path_preset!r}; choose one of '
-                f"{sorted(PATH_PRESETS)} or 'auto', or give a path_rule.")
-        path_rule = dict(old_prefix=PATH_PRESETS[path_preset], new_prefix='')
-    if path_rule is None:
-        return paths
-    if not isinstance(path_rule, dict):
-        raise TypeError(f'path_rule must be a dict, got {type(path_rule)}.')
-
-    rule = dict(path_rule)
-    if 'keep_last' in rule:
-        keep = rule.pop('keep_last')
-        if rule or not isinstance(keep, int) or keep < 1:
-            raise ValueError(
-                'path_rule=dict(keep_last=N) takes a single positive int, '
-                f'got {path_rule!r}.')
-        short = [p for p in paths if len(p.strip('/').split('/')) < keep]
-        if short:
-            raise ZSLDataError(
-                f'{len(short)} paths in {source} have fewer than {keep} '
-                f'components (first: {short[:3]}).')
-        return [
-            '/'.join(_collapse_slashes(p).strip('/').split('/')[-keep:])
-            for p in paths
-        ]
-
-    unknown = set(rule) - {'old_prefix', 'new_prefix'}
-    if 'old_prefix' not in rule or unknown:
-        raise ValueError(
-            'path_rule must be dict(old_prefix=..., new_prefix=...) or '
-            f'dict(keep_last=N), got {path_rule!r}.')
-    old = _collapse_slashes(rule['old_prefix'])
-    new = rule.get('new_prefix', '')
-    if old and not old.endswith('/'):
-        old += '/'
-    if new and not new.endswith('/'):
-        new += '/'
-    out, bad = [], []
-    for path in paths:
-        collapsed = _collapse_slashes(path)
-        if not collapsed.startswith(old):
-            bad.append(path)
-            continue
-        out.append(new + collapsed[len(old):])
-    if bad:
-        raise ZSLDataError(
-            f'{len(bad)} of {len(paths)} image paths in {source} do not '
-            f'start with the prefix {old!r} (first: {bad[:3]}). Check '
-            'path_preset / path_rule.')
-    return out
 
 
 # ----------------------------------------------------------------------------
@@ -383,6 +166,71 @@ def _cell_strings(cell: np.ndarray, path: str, key: str) -> List[str]:
     return out
 
 
+def _mat_entry(i: int) -> str:
+    """A 0-based position as a MATLAB user finds it (1-based)."""
+    return f'entry {i + 1}'
+
+
+def read_cell_names(mat: dict, key: str, path: str) -> List[str]:
+    """The strings of a cell array (``allclasses_names``...), each once.
+
+    Raises:
+        ZSLDataError: on a non-string entry or a repeated name, naming the
+            file, key and (1-based) entries.
+    """
+    names = _cell_strings(mat[key], path, key)
+    check_no_duplicates(
+        names,
+        path,
+        'names',
+        key=key,
+        place=_mat_entry,
+        fix='Each name must be unique (entries count from 1, as in '
+        'MATLAB): rename or remove the repeated entry.')
+    return names
+
+
+def check_loc_unique(indices: np.ndarray,
+                     image_files: Optional[Sequence[str]], split_file: str,
+                     key: str) -> None:
+    """Refuse an image listed twice in one ``*_loc`` split, by index or by
+    file: it would count twice in training or evaluation.
+
+    Args:
+        indices (np.ndarray): The split's 0-based image indices.
+        image_files (Sequence[str], optional): The paths of ``res101.mat``
+            (None: only repeated indices are looked for).
+        split_file (str): ``att_splits.mat``, for the message.
+        key (str): The split's key, e.g. ``'trainval_loc'``.
+
+    Raises:
+        ZSLDataError: naming the repeated (1-based) index or file and its
+            entries in ``key``, with the fix.
+    """
+    fix = (f'An image counts once per split: remove the repeated entries '
+           f'of {key} (entries and indices count from 1, as in MATLAB; '
+           f"e.g. {key} = unique({key}, 'stable')).")
+    indices = np.asarray(indices).tolist()
+    check_no_duplicates(
+        indices,
+        split_file,
+        'image indices',
+        key=key,
+        place=_mat_entry,
+        describe=lambda i: f'index {i + 1}' +
+        ('' if image_files is None else f' ({image_files[i]!r})'),
+        fix=fix)
+    if image_files is None:
+        return
+    check_no_duplicates([image_files[i] for i in indices],
+                        split_file,
+                        'image files (at different indices)',
+                        key=key,
+                        place=lambda j: f'{_mat_entry(j)}: index '
+                        f'{indices[j] + 1}',
+                        fix=fix)
+
+
 def _one_based(values: np.ndarray, upper: int, path: str, key: str,
                what: str) -> np.ndarray:
     """Turn a MATLAB 1-based index array into 0-based int64, checked."""
@@ -451,22 +299,19 @@ def load_xlsa17(split_file: str,
     num_classes = att.shape[0]
 
     if 'allclasses_names' in splits_mat:
-        class_names = _cell_strings(splits_mat['allclasses_names'], split_file,
-                                    'allclasses_names')
+        class_names = read_cell_names(splits_mat, 'allclasses_names',
+                                      split_file)
         if len(class_names) != num_classes:
             raise ZSLDataError(
                 f'{split_file}: allclasses_names has {len(class_names)} '
                 f'entries but {attribute_key!r} has {num_classes} classes '
                 '(columns).')
-        # The published files (AWA1/2, SUN, CUB) have unique names.
-        check_unique_names(class_names, split_file, 'class')
     else:  # FLO's file has no names
         class_names = [f'class_{i:03d}' for i in range(num_classes)]
     attribute_names = None
     if 'attribute_names' in splits_mat:
         attribute_names = tuple(
-            _cell_strings(splits_mat['attribute_names'], split_file,
-                          'attribute_names'))
+            read_cell_names(splits_mat, 'attribute_names', split_file))
         if len(attribute_names) != att.shape[1]:
             raise ZSLDataError(
                 f'{split_file}: attribute_names has {len(attribute_names)} '
@@ -520,13 +365,14 @@ def load_xlsa17(split_file: str,
 def _check_xlsa17_splits(splits: Dict[str,
                                       np.ndarray], image_files: Sequence[str],
                          split_file: str, image_list_file: str) -> None:
-    """Refuse train/test leaks; warn about repeated images.
+    """Refuse an image listed twice in one split and train/test leaks.
 
     A leak is an image index, or two indices of the same file, in trainval
-    and a test split. Repeats inside one split are only warned about: none of
-    the published files checked (AWA1/2, SUN, FLO) has any, but a released
-    file with one should still load.
+    and a test split. None of the published files checked (AWA1/2, SUN,
+    FLO) lists an image twice.
     """
+    for name, indices in splits.items():
+        check_loc_unique(indices, image_files, split_file, f'{name}_loc')
     for test_key in ('test_seen', 'test_unseen'):
         leak = np.intersect1d(splits['trainval'], splits[test_key])
         if leak.size:
@@ -544,14 +390,6 @@ def _check_xlsa17_splits(splits: Dict[str,
                 f'{split_file} + {image_list_file}: {len(same)} files are '
                 f'listed (at different indices) in trainval_loc and '
                 f'{test_key}_loc, a train/test leak; first: {same[:3]}.')
-    for name, indices in splits.items():
-        files = [image_files[i] for i in indices]
-        repeated = len(files) - len(set(files))
-        if repeated:
-            warnings.warn(
-                f'{split_file}: {name}_loc lists {repeated} image(s) more '
-                'than once (by index or by file name); they count twice in '
-                'training or evaluation.')
 
 
 def holdout_per_class(

@@ -17,7 +17,8 @@ from mmpretrain.datasets import BaseDataset
 from zeromamba_mm.registry import DATASETS
 from .image_check import CHECK_MODES, check_image_files
 from .samplers import seeded_rngs
-from .table_format import read_rows
+from .data_checks import check_no_duplicates
+from .table_format import read_name_list
 from .xlsa17 import ZSLAnnotation, ZSLDataError, holdout_per_class
 
 __all__ = [
@@ -272,7 +273,7 @@ class ZSLDataset(BaseDataset):
         annotation, ann_file = self._load_annotation()
         if attribute_names_file is not None:
             path = self._resolve(attribute_names_file)
-            names = [','.join(f) for _, f in read_rows(path, backend_args)]
+            names = read_name_list(path, 'Attribute-name file', backend_args)
             if len(names) != annotation.num_attributes:
                 raise ZSLDataError(
                     f'{path} lists {len(names)} attribute names but '
@@ -281,7 +282,7 @@ class ZSLDataset(BaseDataset):
             annotation.attribute_names = tuple(names)
         if class_names_file is not None:
             path = self._resolve(class_names_file)
-            names = [','.join(f) for _, f in read_rows(path, backend_args)]
+            names = read_name_list(path, 'Class-name file', backend_args)
             if len(names) != annotation.num_classes:
                 raise ZSLDataError(
                     f'{path} lists {len(names)} class names but the dataset '
@@ -313,6 +314,11 @@ class ZSLDataset(BaseDataset):
                 f'metainfo/classes gives {len(given)} class names but the '
                 f'dataset has {annotation.num_classes} classes.')
         if given is not None:
+            check_no_duplicates(
+                [str(name) for name in given],
+                'metainfo',
+                'class names',
+                key='classes')
             zsl_meta['classes'] = tuple(given)
         self._metainfo.update(zsl_meta)
         self._warn_classes_without_samples()
