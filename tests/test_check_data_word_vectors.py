@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from zeromamba_mm.utils.word_vectors import load_word_vectors
 
@@ -59,3 +60,67 @@ def test_glove_without_header_and_empty_attribute(tmp_path):
     np.testing.assert_array_equal(np.load(out)[1], 0)
     proc = _run(emb, attrs, out, '--allow-empty')
     assert proc.returncode != 0 and '--force' in proc.stderr
+
+
+def _run_on(tmp_path, text, names=('bill', 'wing')):
+    emb = tmp_path / 'emb.txt'
+    emb.write_text(text)
+    attrs = tmp_path / 'attributes.txt'
+    attrs.write_text('\n'.join(names) + '\n')
+    out = tmp_path / 'w2v.npy'
+    return _run(emb, attrs, out), out
+
+
+@pytest.mark.parametrize('bad, token', [('nan', 'nan'), ('inf', 'inf'),
+                                        ('-Infinity', '-Infinity'),
+                                        ('NaN', 'NaN')])
+def test_nan_and_inf_are_refused(tmp_path, bad, token):
+    proc, out = _run_on(tmp_path, f'bill 1 0 2\nwing 2 {bad} -2\n')
+    assert proc.returncode == 1 and not out.exists()
+    assert f"emb.txt, line 2: value 2 of the vector is '{token}'" \
+        in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.parametrize('bad', ['abc', '1,5', '0x1G'])
+def test_non_numeric_values_are_named(tmp_path, bad):
+    proc, out = _run_on(tmp_path, f'2 3\nbill 1 0 2\nwing 2 {bad} -2\n')
+    assert proc.returncode == 1 and not out.exists()
+    assert f"emb.txt, line 3: value 2 of the vector, '{bad}', is not a " \
+        'number' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_tabs_and_repeated_spaces_are_separators(tmp_path):
+    text = ('4 3\r\n\n'
+            'bill\t1.0\t0.0\t2.0\n'
+            'wing  2.0   2.0 -2.0  \n'
+            'red\t \t0 3 1\n'
+            'curved 0.5 -1 0\n')
+    proc, out = _run_on(tmp_path, text, names=('bill', 'wing red'))
+    assert proc.returncode == 0, proc.stderr
+    expected = [VECTORS['bill'], np.add(VECTORS['wing'], VECTORS['red'])]
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('2 3\nbill 1 0\nwing 2 2 -2\n',
+     "line 2: 2 values after 'bill', but the word2vec header (line 1"),
+    ('bill 1 0 2\nbig wing 2 2 -2\n',
+     "line 2: 4 values after 'big', but line 1 gives 3"),
+    ('bill 1 0 2\nwing\n', "line 2: 'wing' holds a word but no vector"),
+    ('\n\n', 'holds no word vectors'),
+])
+def test_rows_of_the_wrong_dimension(tmp_path, text, message):
+    proc, out = _run_on(tmp_path, text)
+    assert proc.returncode == 1 and not out.exists()
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_missing_files_are_named(tmp_path):
+    attrs = tmp_path / 'attributes.txt'
+    attrs.write_text('bill\n')
+    proc = _run(tmp_path / 'absent.txt', attrs, tmp_path / 'w2v.npy')
+    assert proc.returncode == 1
+    assert 'Embedding file not found' in proc.stderr
+    assert 'absent.txt' in proc.stderr and 'Traceback' not in proc.stderr

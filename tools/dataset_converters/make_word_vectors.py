@@ -6,8 +6,10 @@ Usage::
         EMBEDDINGS.txt ATTRIBUTE_NAMES.txt OUT.npy [--ignore has of] [--force]
 
 EMBEDDINGS.txt is in the word2vec/GloVe text format: one word per line
-followed by its vector (``word v1 v2 ... vD``); a word2vec header line
-(``N D``) is skipped. ATTRIBUTE_NAMES.txt has one attribute name per line,
+followed by its vector (``word v1 v2 ... vD``, separated by spaces or tabs);
+a word2vec header line (``N D``) is read for D. A line with another number
+of values, or a value of a used word that is not a finite number (``nan``,
+``inf``, ``1,5``) is refused with the file, line and value named. ATTRIBUTE_NAMES.txt has one attribute name per line,
 in the order of the dataset's attributes (e.g. ``bill shape: curved`` or
 ``has_bill_shape::curved``). Each name is split into words (letters and
 digits; lower-cased unless ``--keep-case``), and its vector is the sum of the
@@ -23,7 +25,7 @@ import argparse
 import os.path as osp
 import re
 import sys
-from typing import Dict, Iterable, List, Set
+from typing import Dict, Iterable, List, Optional, Set
 
 import numpy as np
 
@@ -39,33 +41,90 @@ def attribute_words(name: str, lowercase: bool = True,
     return [w for w in words if w not in dropped]
 
 
+class EmbeddingFileError(ValueError):
+    """A malformed embedding text file; the message names file and line."""
+
+
+def _header_dim(tokens: List[str]) -> Optional[int]:
+    """The dimension of a word2vec header line ``N D``, else None."""
+    if len(tokens) == 2 and all(t.isdigit() for t in tokens):
+        return int(tokens[1])
+    return None
+
+
+def _parse_values(tokens: List[str], path: str, number: int) -> np.ndarray:
+    """The values of one row, refusing non-numbers and NaN/inf."""
+    values = np.empty(len(tokens), dtype=np.float64)
+    for j, token in enumerate(tokens):
+        try:
+            values[j] = float(token)
+        except ValueError:
+            raise EmbeddingFileError(
+                f'{path}, line {number}: value {j + 1} of the vector, '
+                f'{token!r}, is not a number.') from None
+        if not np.isfinite(values[j]):
+            raise EmbeddingFileError(
+                f'{path}, line {number}: value {j + 1} of the vector is '
+                f'{token!r}; word vectors must be finite. Fix or remove '
+                'this line.')
+    return values
+
+
 def read_embeddings(path: str, wanted: Set[str]) -> Dict[str, np.ndarray]:
     """Vectors of the ``wanted`` words from a word2vec/GloVe text file.
 
+    A line is a word and its D values, separated by any whitespace (spaces,
+    tabs, repeated separators); blank lines are skipped, and a first line
+    ``N D`` (word2vec's header) sets D. Every line must hold D values (D of
+    the header, else of the first line); the lines of the wanted words are
+    parsed strictly (a value that is not a finite number is refused), the
+    others only counted, so that a large file is read quickly. A word listed
+    twice keeps its first vector.
+
+    Args:
+        path (str): The embedding text file (UTF-8).
+        wanted (set[str]): The words to return.
+
+    Returns:
+        dict: word -> (D,) float64 vector, plus ``'<dim>'`` -> zeros(D).
+
     Raises:
-        ValueError: On lines of different vector lengths (naming the line).
+        FileNotFoundError: if the file does not exist.
+        EmbeddingFileError: naming the file, the line and the token of a
+            non-numeric, NaN or infinite value, or a line with another
+            number of values.
     """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Embedding file not found: {path}')
     vectors: Dict[str, np.ndarray] = {}
-    dim = None
+    dim, dim_from = None, ''
     with open(path, encoding='utf-8', errors='replace') as f:
         for number, line in enumerate(f, 1):
-            parts = line.rstrip().split(' ')
-            if number == 1 and len(parts) == 2 and all(
-                    p.isdigit() for p in parts):
-                continue  # word2vec header: count and dimension
-            if len(parts) < 2:
+            tokens = line.split()
+            if not tokens:
                 continue
-            word, values = parts[0], parts[1:]
+            if dim is None and _header_dim(tokens) is not None:
+                dim = _header_dim(tokens)
+                dim_from = f'the word2vec header (line {number}: {line!r})'
+                continue
+            if len(tokens) < 2:
+                raise EmbeddingFileError(
+                    f'{path}, line {number}: {line.strip()!r} holds a word '
+                    'but no vector; each line is "word v1 v2 ... vD".')
+            word, values = tokens[0], tokens[1:]
             if dim is None:
-                dim = len(values)
+                dim, dim_from = len(values), f'line {number}'
             elif len(values) != dim:
-                raise ValueError(
+                raise EmbeddingFileError(
                     f'{path}, line {number}: {len(values)} values after '
-                    f'{word!r}, the lines before have {dim}.')
+                    f'{word!r}, but {dim_from} gives {dim}. Each line must '
+                    'be one word (without spaces) and its vector.')
             if word in wanted and word not in vectors:
-                vectors[word] = np.asarray(values, dtype=np.float64)
+                vectors[word] = _parse_values(values, path, number)
     if dim is None:
-        raise ValueError(f'{path} holds no word vectors.')
+        raise EmbeddingFileError(
+            f'{path} holds no word vectors (expected lines "word v1 v2 ... '
+            'vD", optionally after a word2vec header "N D").')
     vectors['<dim>'] = np.zeros(dim)
     return vectors
 
@@ -86,6 +145,10 @@ def make_word_vectors(embedding_file: str,
         tuple: ``(vectors, missing, empty)``: the (A, D) float32 array, the
         sorted words not found, and the indices of attributes without any
         word found (all-zero rows).
+
+    Raises:
+        EmbeddingFileError: on a malformed embedding file (see
+            :func:`read_embeddings`) or sums beyond the float32 range.
     """
     words = [attribute_words(n, lowercase, ignore) for n in names]
     table = read_embeddings(embedding_file, {w for ws in words for w in ws})
@@ -99,7 +162,14 @@ def make_word_vectors(embedding_file: str,
             vectors[row] = np.sum(found, axis=0)
         else:
             empty.append(row)
-    return vectors.astype(np.float32), sorted(missing), empty
+    vectors = vectors.astype(np.float32)
+    overflow = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if overflow.size:  # finite float64 sums beyond the float32 range
+        raise EmbeddingFileError(
+            f'{embedding_file}: the vectors of attribute(s) '
+            f'{[names[i] for i in overflow[:5]]} exceed the float32 range '
+            '(values near 3.4e38); rescale the embeddings.')
+    return vectors, sorted(missing), empty
 
 
 def main() -> int:
@@ -122,12 +192,18 @@ def main() -> int:
         parser.error(f'OUT must end with .npy, got {args.out}')
     if osp.exists(args.out) and not args.force:
         parser.error(f'{args.out} exists; pass --force to overwrite it.')
+    if not osp.isfile(args.names):
+        parser.error(f'attribute-name file not found: {args.names}')
     with open(args.names, encoding='utf-8') as f:
         names = [line.strip() for line in f if line.strip()]
     if not names:
         parser.error(f'{args.names} lists no attribute names.')
-    vectors, missing, empty = make_word_vectors(
-        args.embeddings, names, not args.keep_case, args.ignore)
+    try:
+        vectors, missing, empty = make_word_vectors(
+            args.embeddings, names, not args.keep_case, args.ignore)
+    except (OSError, ValueError) as error:
+        print(f'error: {error}\nnothing written.', file=sys.stderr)
+        return 1
     print(f'{len(names)} attributes x {vectors.shape[1]} dims from '
           f'{args.embeddings}')
     if missing:
