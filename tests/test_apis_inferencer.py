@@ -256,6 +256,42 @@ def test_add_class_at_inference(work, inferencer):
         inferencer.add_classes('bad', np.ones(4))
 
 
+def test_add_classes_refuses_bad_names_and_shapes(work, inferencer):
+    n = NUM_ATTRIBUTES
+    good = np.ones((2, n))
+    for shape in [(2, n + 3), (3, n), (n - 1, ), (1, 2, n)]:
+        with pytest.raises(ValueError) as err:
+            inferencer.add_classes(['x', 'y'], np.ones(shape))
+        msg = str(err.value)
+        assert f'{n} attributes per class' in msg
+        assert f'shape (2, {n})' in msg and f'got shape {shape}' in msg
+    for names in (['ok', ''], ['ok', '   '], ['ok', None]):
+        with pytest.raises(ValueError, match='non-empty strings.*got'):
+            inferencer.add_classes(names, good)
+    with pytest.raises(ValueError, match="duplicate class names: 'x'"):
+        inferencer.add_classes(['x', 'x'], good)
+    with pytest.raises(ValueError, match=rf"\['{NAMES[1]}'\] already exist"):
+        inferencer.add_classes(['x', NAMES[1]], good)
+    assert list(inferencer.classes) == NAMES  # nothing was added
+    inferencer.add_classes(['x', 'y'], good)
+    assert list(inferencer.classes) == NAMES + ['x', 'y']
+
+
+@pytest.mark.parametrize('batch_size', [0, -2, 1.5, True, '2'])
+def test_batch_size_must_be_positive(work, inferencer, batch_size):
+    with pytest.raises(ValueError, match='batch_size.*>= 1'):
+        inferencer(work['images'][:2], batch_size=batch_size)
+
+
+def test_cli_batch_size_zero(work, capsys):
+    argv = [work['config'], work['ckpt'], work['images'][0],
+            '--class-attributes', work['npy'], '--batch-size', '0']
+    assert infer_tool.main(argv) == 1
+    err = capsys.readouterr().err
+    assert '--batch-size' in err and 'got 0' in err
+    assert 'Traceback' not in err and 'ZeroDivisionError' not in err
+
+
 def test_kwargs_are_dispatched_and_unknown_ones_refused(work, inferencer):
     with pytest.raises(ValueError, match='unknown argument'):
         inferencer(work['images'][0], top_k=3)

@@ -226,17 +226,38 @@ class ZSLInferencer(BaseInferencer):
         """Add classes, e.g. never seen in training, by their attributes.
 
         Args:
-            names (str | Sequence[str]): Name(s) of the new class(es).
+            names (str | Sequence[str]): Name(s) of the new class(es):
+                non-empty, distinct, and not a name already scored.
             attributes (array): (A,) or (N, A) attribute vector(s), in the
-                units of the existing classes (normalised like them).
+                units of the existing classes (normalised like them); A is
+                the model's ``num_attributes``.
+
+        Raises:
+            ValueError: on an empty or repeated name, or attributes of
+                another shape, naming the name or the expected count.
         """
         names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(
+                    f'Class names must be non-empty strings; got {name!r} '
+                    f'among {names!r}.')
         attributes = np.asarray(
             attributes.detach().cpu()
             if isinstance(attributes, torch.Tensor) else attributes,
             dtype=np.float64)
+        given = attributes.shape
         attributes = attributes[None] if attributes.ndim == 1 else attributes
-        clash = sorted(set(names) & set(self.classes))
+        expected = (len(names), self.num_attributes)
+        if attributes.shape != expected:
+            raise ValueError(
+                f'add_classes({names[:5]!r}, ...) needs one vector of '
+                f'{self.num_attributes} attributes per class, i.e. shape '
+                f'{expected} (or ({self.num_attributes},) for one class), as '
+                f'the model was built with num_attributes='
+                f'{self.num_attributes}; got shape {given}.')
+        existing = set(self.classes)
+        clash = [name for name in names if name in existing]
         if clash:
             raise ValueError(f'Classes {clash[:5]} already exist; use '
                              'set_classes() to change them.')
@@ -307,11 +328,40 @@ class ZSLInferencer(BaseInferencer):
         return self.pipeline(
             dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
 
+    @staticmethod
+    def _check_batch_size(batch_size) -> None:
+        """Refuse a batch size below 1 (mmpretrain divides by it)."""
+        if (isinstance(batch_size, bool)
+                or not isinstance(batch_size, (int, np.integer))
+                or batch_size < 1):
+            raise ValueError(
+                'batch_size (--batch-size of tools/infer.py) is the number '
+                'of images per forward pass and must be a whole number >= 1; '
+                f'got {batch_size!r}.')
+
+    def __call__(self, inputs, return_datasamples: bool = False,
+                 batch_size: int = 1, **kwargs):
+        """Classify ``inputs`` (see mmpretrain's ``BaseInferencer``).
+
+        Args:
+            inputs: An image (path or array), a list of them, or a
+                directory (its image files, sorted).
+            return_datasamples (bool): Return ``DataSample`` objects instead
+                of dicts. Defaults to False.
+            batch_size (int): Images per forward pass, >= 1. Defaults to 1.
+            **kwargs: Arguments of :meth:`preprocess`, :meth:`visualize` and
+                :meth:`postprocess`.
+        """
+        self._check_batch_size(batch_size)
+        return super().__call__(
+            inputs, return_datasamples, batch_size=batch_size, **kwargs)
+
     def preprocess(self,
                    inputs: List[ImageType],
                    batch_size: int = 1,
                    channel_order: str = 'bgr'):
         """Yield collated batches of prepared images."""
+        self._check_batch_size(batch_size)
         chunks = self._get_chunk_data(
             (self.prepare(x, channel_order) for x in inputs), batch_size)
         yield from map(default_collate, chunks)
