@@ -95,15 +95,15 @@ def own_dataset_cfg(root: str) -> dict:
         path_rule=dict(old_prefix=OLD_PREFIX, new_prefix=''))
 
 
-def write_config(path, root, **head):
+def write_config(path, root, train='trainval', val='test', **head):
     dataset = own_dataset_cfg(root)
     head = dict(
         dict(num_attributes=16,
              word_vectors=osp.join(root, 'attribute_w2v.npy')), **head)
     text = (f'dataset = {dataset!r}\n'
             'train_dataloader = dict(dataset=dict(dataset, '
-            "split='trainval'))\n"
-            "val_dataloader = dict(dataset=dict(dataset, split='test'))\n"
+            f'split={train!r}))\n'
+            f'val_dataloader = dict(dataset=dict(dataset, split={val!r}))\n'
             "test_dataloader = dict(dataset=dict(dataset, split='test'))\n"
             f'model = dict(head={head!r})\n'
             'data_preprocessor = dict(num_classes=10)\n')
@@ -145,11 +145,42 @@ def broken(tmp_path, good_root):
     return root
 
 
+def test_clean_protocol_prints_the_users_split_first(tool, capsys,
+                                                     monkeypatch, good_root,
+                                                     tmp_path):
+    """The clean pseudo-split (seen classes held out as unseen) is a
+    separate, labelled line after the user's own seen/unseen split."""
+    config = write_config(
+        tmp_path / 'cfg.py', good_root, train='clean_train', val='clean_val')
+    status, out = run_check(tool, capsys, monkeypatch, config)
+    assert status == 0, out
+    lines = out.splitlines()
+    users = [i for i, line in enumerate(lines) if 'classes: 10' in line]
+    assert len(users) == 1
+    assert '(7 seen, 3 unseen; your split: trainval/test_seen vs ' \
+        'test_unseen)' in lines[users[0]]
+    clean = [i for i, line in enumerate(lines) if 'clean validation' in line]
+    assert len(clean) == 1 and clean[0] > users[0]
+    assert 'clean validation (clean_train/clean_val, inside the 7 seen ' \
+        'classes; clean_unseen_ratio=0.2, clean_val_ratio=0.2, ' \
+        'clean_seed=0): 6 seen, 1 pseudo-unseen: ' in lines[clean[0]]
+    # Counts per split: the user's splits first, then the clean ones.
+    order = [
+        next(i for i, line in enumerate(lines) if line.strip().startswith(
+            f'{split}: ')) for split in ('trainval', 'test_seen',
+                                         'test_unseen', 'clean_train',
+                                         'clean_val')
+    ]
+    assert order == sorted(order) and order[0] > users[0]
+
+
 def test_good_data_passes(tool, capsys, monkeypatch, good_root, tmp_path):
     config = write_config(tmp_path / 'cfg.py', good_root)
     status, out = run_check(tool, capsys, monkeypatch, config, '--full')
     assert status == 0, out
-    assert 'classes: 10 (7 seen, 3 unseen)' in out
+    assert 'classes: 10 (7 seen, 3 unseen; your split: trainval/test_seen ' \
+        'vs test_unseen); unseen: species_07, species_08, species_09' in out
+    assert 'clean validation' not in out
     assert 'attributes: 10 classes x 16 attributes' in out
     assert 'trainval: 28 images of 7 classes (per class 4-4)' in out
     assert 'test_unseen: 18 images of 3 classes' in out

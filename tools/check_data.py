@@ -285,15 +285,51 @@ def check_split(dataset, split: str, report: Report, where: str) -> List[str]:
     return [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
 
 
+def report_classes(dataset, report: Report, label: str) -> None:
+    """The seen/unseen split of the user's files (trainval and test_seen
+    hold the seen classes, test_unseen the unseen ones)."""
+    names = dataset.metainfo['classes']
+    seen = [int(i) for i in dataset.metainfo['seen_classes']]
+    unseen = [int(i) for i in dataset.metainfo['unseen_classes']]
+    where = ('your split: trainval/test_seen vs test_unseen'
+             if getattr(dataset, 'split', None) in DISJOINT_SPLITS else
+             f"of split {getattr(dataset, 'split', None)!r}")
+    report.info(f'classes: {len(names)} ({len(seen)} seen, {len(unseen)} '
+                f'unseen; {where}); unseen: '
+                f'{_short(names[i] for i in unseen)}')
+    both = sorted(set(seen) & set(unseen))
+    if both:
+        report.error(f'{label}: classes both seen and unseen: '
+                     f'{_short(names[i] for i in both)}')
+
+
+def report_clean_split(dataset, dataset_cfg: dict, report: Report) -> None:
+    """The pseudo-split of clean validation, labelled as such: it lies
+    inside the seen classes and is not the user's seen/unseen split."""
+    names = dataset.metainfo['classes']
+    seen = dataset.metainfo['seen_classes']
+    pseudo = dataset.metainfo['unseen_classes']
+    settings = ', '.join(
+        f'{key}={dataset_cfg.get(key, default)!r}'
+        for key, default in (('clean_unseen_ratio', 0.2),
+                             ('clean_val_ratio', 0.2), ('clean_seed', 0)))
+    report.info(f'clean validation (clean_train/clean_val, inside the '
+                f'{len(seen) + len(pseudo)} seen classes; {settings}): '
+                f'{len(seen)} seen, {len(pseudo)} pseudo-unseen: '
+                f'{_short(names[i] for i in pseudo)}')
+
+
 def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
                   cfg: Config, args: argparse.Namespace,
                   report: Report) -> None:
     """Check one dataset (the files of one or more loaders)."""
-    from zeromamba_mm.datasets import check_image_files
+    from zeromamba_mm.datasets import ZSLDataset, check_image_files
     print(f'\n{label}: {data_identity(dataset_cfg)}')
     paths: Dict[str, List[str]] = {}
     first = None
-    for split in list(dict.fromkeys(list(splits) + list(DISJOINT_SPLITS))):
+    clean_reported = False
+    # The standard splits first: their classes are the user's split.
+    for split in list(dict.fromkeys(list(DISJOINT_SPLITS) + list(splits))):
         used = split in splits
         where = f'{label} split={split!r}'
         try:
@@ -304,23 +340,17 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
             continue
         if first is None:
             first = dataset
-            names = dataset.metainfo['classes']
-            seen = [int(i) for i in dataset.metainfo['seen_classes']]
-            unseen = [int(i) for i in dataset.metainfo['unseen_classes']]
-            report.info(f'classes: {len(names)} ({len(seen)} seen, '
-                        f'{len(unseen)} unseen); unseen: '
-                        f'{_short(names[i] for i in unseen)}')
-            both = sorted(set(seen) & set(unseen))
-            if both:
-                report.error(f'{label}: classes both seen and unseen: '
-                             f'{_short(names[i] for i in both)}')
+            report_classes(dataset, report, label)
             attributes_of = f'{dataset.ann_file} ({label})'
             try:
                 check_attributes(dataset, report, attributes_of)
             except Exception as error:
                 report.error(f'{attributes_of}: attributes: {error}')
-            check_model_fit(cfg, len(names),
+            check_model_fit(cfg, len(dataset.metainfo['classes']),
                             int(dataset.metainfo['num_attributes']), report)
+        if split in ZSLDataset.CLEAN_SPLITS and not clean_reported:
+            report_clean_split(dataset, dataset_cfg, report)
+            clean_reported = True
         paths[split] = check_split(dataset, split, report, where)
     if first is None:
         return

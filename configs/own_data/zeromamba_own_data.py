@@ -39,10 +39,12 @@ dataset = dict(
     path_preset=None,
     # <-- CHANGE: the prefix of the paths stored in your image list
     path_rule=dict(old_prefix='/old/prefix/of/images/', new_prefix=''),
-    # (b) tables instead of .mat files: replace the four file lines above by
+    # (b) tables instead of .mat files (docs/data_preparation.md, section 4):
+    #     delete the split_file, image_list_file and path_rule lines (a table
+    #     lists image paths relative to img_prefix: there is nothing to map;
+    #     path_preset=None may stay) and add
     #     data_format='table', class_list_file='classes.csv',
-    #     attribute_file='attributes.csv', image_list_file='images.csv'
-    #     (docs/data_preparation.md, section 4).
+    #     attribute_file='attributes.csv', image_list_file='images.csv',
     # Clean protocol: clean_train / clean_val are carved from trainval; 20%
     # of the seen classes act as unseen during validation.
     clean_unseen_ratio=0.2,

@@ -342,18 +342,25 @@ class ZSLDataset(BaseDataset):
 
     def _refuse_other_formats_arguments(self, kwargs: dict) -> None:
         """Name the format an argument belongs to (instead of a TypeError
-        deep in mmengine's BaseDataset)."""
+        deep in mmengine's BaseDataset). Another format's argument set to
+        None means "not used" and is dropped from ``kwargs``."""
         mine = self._own_arguments()
         for name, klass in DATA_FORMATS.items():
             if klass is type(self):
                 continue
             foreign = sorted((set(kwargs) & klass._own_arguments()) - mine)
+            for key in [k for k in foreign if kwargs[k] is None]:
+                del kwargs[key]
+                foreign.remove(key)
             if foreign:
                 raise ValueError(
                     f'{foreign} apply to data_format={name!r} '
                     f'({klass.__name__}), not to data_format='
                     f'{self.DATA_FORMAT!r} ({type(self).__name__}), which '
-                    f'takes {sorted(mine)} besides the common arguments.')
+                    f'takes {sorted(mine)} besides the common arguments. '
+                    'Delete them from the dataset dict (or set them to '
+                    'None); if a base config sets them, start the dict with '
+                    '_delete_=True.')
 
     def _backend(self, path: str):
         return get_file_backend(
