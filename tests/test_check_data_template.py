@@ -44,8 +44,7 @@ def _table_template(tmp_path, root):
     text = ''.join(lines)
     for old, new in [
         ("data_root = 'data/my_dataset'", f'data_root = {root!r}'),
-        ("img_prefix='images',",
-         "img_prefix='photos', data_format='table', "
+        ("img_prefix='images',", "img_prefix='photos', data_format='table', "
          "class_list_file='classes.csv', attribute_file='attributes.csv', "
          "image_list_file='images.csv',"),
     ]:
@@ -56,8 +55,8 @@ def _table_template(tmp_path, root):
     return path
 
 
-def test_template_for_tables_passes_check_data(capsys, monkeypatch,
-                                               table_root, tmp_path):
+def test_template_for_tables_passes_check_data(capsys, monkeypatch, table_root,
+                                               tmp_path):
     config = _table_template(tmp_path, table_root)
     tool = _load_tool()
     status, out = run_check(tool, capsys, monkeypatch, config)
@@ -76,12 +75,11 @@ def test_table_dataset_takes_none_for_xlsa17_arguments(table_root):
         data_format='table',
         img_prefix='photos',
         check_images=False)
-    ds = ZSLDataset(path_preset=None, path_rule=None, split_file=None,
-                    **kwargs)
+    ds = ZSLDataset(
+        path_preset=None, path_rule=None, split_file=None, **kwargs)
     assert type(ds).__name__ == 'TableZSLDataset' and len(ds) == 28
     with pytest.raises(ValueError) as err:
         ZSLDataset(path_preset=None, path_rule=dict(keep_last=2), **kwargs)
     msg = str(err.value)
     assert "['path_rule'] apply to data_format='xlsa17'" in msg
     assert 'Delete them from the dataset dict' in msg
-

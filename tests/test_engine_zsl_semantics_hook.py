@@ -24,7 +24,10 @@ class _CountTrainIters(Hook):
     """Counts the training iterations that ran."""
     iters = 0
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         _CountTrainIters.iters += 1
 
@@ -89,18 +92,20 @@ def test_val_split_without_unseen_images_stops_before_training(
     assert 'save_best to a key this split yields (gzsl/S)' in msg
 
 
-@pytest.mark.parametrize('split, save_best, prefix, fails', [
-    ('test_unseen', 'val/gzsl/H', 'val', True),
-    ('test_unseen', 'val/gzsl/S', 'val', True),
-    ('test_unseen', 'val/zsl/top1', 'val', False),
-    ('test_unseen', 'gzsl/H', 'val', False),  # another metric's key
-    ('test_seen', 'zsl/top1', None, True),
-    ('test_seen', 'gzsl/AUSUC', None, True),
-    ('test_seen', 'gzsl/S', None, False),
-    ('test_seen', 'auto', None, False),
-    ('test', 'gzsl/H', None, False),
-    ('clean_val', 'gzsl/H', None, False),
-])
+@pytest.mark.parametrize(
+    'split, save_best, prefix, fails',
+    [
+        ('test_unseen', 'val/gzsl/H', 'val', True),
+        ('test_unseen', 'val/gzsl/S', 'val', True),
+        ('test_unseen', 'val/zsl/top1', 'val', False),
+        ('test_unseen', 'gzsl/H', 'val', False),  # another metric's key
+        ('test_seen', 'zsl/top1', None, True),
+        ('test_seen', 'gzsl/AUSUC', None, True),
+        ('test_seen', 'gzsl/S', None, False),
+        ('test_seen', 'auto', None, False),
+        ('test', 'gzsl/H', None, False),
+        ('clean_val', 'gzsl/H', None, False),
+    ])
 def test_keys_each_split_can_produce(data_root, split, save_best, prefix,
                                      fails):
     dataset = ZSLDataset(

@@ -9,8 +9,9 @@ EMBEDDINGS.txt is in the word2vec/GloVe text format: one word per line
 followed by its vector (``word v1 v2 ... vD``, separated by spaces or tabs);
 a word2vec header line (``N D``) is read for D. A line with another number
 of values, or a value of a used word that is not a finite number (``nan``,
-``inf``, ``1,5``) is refused with the file, line and value named. ATTRIBUTE_NAMES.txt has one attribute name per line,
-in the order of the dataset's attributes (e.g. ``bill shape: curved`` or
+``inf``, ``1,5``) is refused with the file, line and value named, and
+nothing is written. ATTRIBUTE_NAMES.txt has one attribute name per line, in
+the order of the dataset's attributes (e.g. ``bill shape: curved`` or
 ``has_bill_shape::curved``). Each name is split into words (letters and
 digits; lower-cased unless ``--keep-case``), and its vector is the sum of the
 vectors of its words found in the file, as the word vectors that DAZLE

@@ -7,8 +7,7 @@ things with the same messages: NaN/inf attribute values, all-zero rows that
 cannot be normalised, and anything listed twice (class or attribute names,
 an image inside one split).
 """
-from typing import (Callable, Dict, Hashable, List, Optional, Sequence,
-                    Tuple)
+from typing import (Callable, Dict, Hashable, List, Optional, Sequence, Tuple)
 
 import numpy as np
 
