@@ -8,18 +8,20 @@ configs keep saying ``type='zeromamba_mm.ZSLDataset'``.
 import inspect
 import os.path as osp
 import warnings
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.fileio import get_file_backend
 from mmpretrain.datasets import BaseDataset
 
 from zeromamba_mm.registry import DATASETS
+from .data_checks import check_no_duplicates
 from .image_check import CHECK_MODES, check_image_files
 from .samplers import seeded_rngs
-from .data_checks import check_no_duplicates
 from .table_format import read_name_list
-from .xlsa17 import ZSLAnnotation, ZSLDataError, holdout_per_class
+from .xlsa17 import ZSLAnnotation, ZSLDataError
+from .zsl_splits import (CLEAN_SPLITS, CleanSplit, make_clean_split,
+                         select_split)
 
 __all__ = [
     'ZSLDataset', 'CleanSplit', 'make_clean_split', 'SampleLoadError',
@@ -32,76 +34,6 @@ DATA_FORMATS: Dict[str, type] = {}
 
 class SampleLoadError(RuntimeError):
     """Raised when the pipeline fails on one sample; names its file."""
-
-
-class CleanSplit(NamedTuple):
-    """A validation split carved from the seen classes only.
-
-    Attributes:
-        train (np.ndarray): ``clean_train`` image indices.
-        val_seen (np.ndarray): Held-out images of the remaining seen classes
-            (pseudo test-seen).
-        val_unseen (np.ndarray): All trainval images of the pseudo-unseen
-            classes.
-        seen_classes (np.ndarray): Remaining seen classes (sorted).
-        unseen_classes (np.ndarray): Pseudo-unseen classes (sorted).
-    """
-    train: np.ndarray
-    val_seen: np.ndarray
-    val_unseen: np.ndarray
-    seen_classes: np.ndarray
-    unseen_classes: np.ndarray
-
-
-def make_clean_split(trainval: np.ndarray,
-                     labels: np.ndarray,
-                     seen_classes: np.ndarray,
-                     unseen_ratio: float = 0.2,
-                     val_ratio: float = 0.2,
-                     seed: int = 0) -> CleanSplit:
-    """Carve a model-selection split out of the trainval images.
-
-    Published ZSL results pick epochs and calibration on the test sets; this
-    split lets one select on seen-class data only. With
-    ``rng = numpy.random.default_rng(seed)``:
-
-    1. ``max(1, round(unseen_ratio * S))`` of the S seen classes are drawn
-       with ``rng.choice`` as pseudo-unseen;
-    2. in each remaining class, :func:`holdout_per_class` draws
-       ``round(val_ratio * n)`` trainval images as pseudo test-seen.
-
-    Args:
-        trainval (np.ndarray): Trainval image indices.
-        labels (np.ndarray): Global labels of all images.
-        seen_classes (np.ndarray): The seen classes.
-        unseen_ratio (float): Fraction of seen classes held out, in (0, 1).
-        val_ratio (float): Fraction of the remaining classes' images held
-            out, in [0, 1).
-        seed (int): Seed of both draws.
-
-    Returns:
-        CleanSplit: Disjoint index sets covering ``trainval``.
-    """
-    seen_classes = np.unique(np.asarray(seen_classes, dtype=np.int64))
-    if not 0 < unseen_ratio < 1:
-        raise ValueError(
-            f'clean_unseen_ratio must be in (0, 1), got {unseen_ratio}.')
-    num_pseudo = max(1, int(round(unseen_ratio * len(seen_classes))))
-    if num_pseudo >= len(seen_classes):
-        raise ZSLDataError(
-            f'The clean split needs at least 2 seen classes; there are '
-            f'{len(seen_classes)} and clean_unseen_ratio={unseen_ratio} '
-            f'holds out {num_pseudo}.')
-    rng = np.random.default_rng(seed)
-    pseudo_unseen = np.sort(
-        rng.choice(seen_classes, size=num_pseudo, replace=False))
-    remaining = np.setdiff1d(seen_classes, pseudo_unseen)
-    trainval = np.asarray(trainval, dtype=np.int64)
-    in_pseudo = np.isin(labels[trainval], pseudo_unseen)
-    train, val_seen = holdout_per_class(trainval[~in_pseudo], labels,
-                                        val_ratio, rng)
-    return CleanSplit(train, val_seen, trainval[in_pseudo], remaining,
-                      pseudo_unseen)
 
 
 @DATASETS.register_module()
@@ -195,7 +127,7 @@ class ZSLDataset(BaseDataset):
     """
 
     STANDARD_SPLITS = ('trainval', 'test_seen', 'test_unseen', 'test')
-    CLEAN_SPLITS = ('clean_train', 'clean_val')
+    CLEAN_SPLITS = CLEAN_SPLITS
     OVERLAPPING_SPLITS = ('train', 'val')
     SPLITS = STANDARD_SPLITS + CLEAN_SPLITS + OVERLAPPING_SPLITS
     #: Name of the file format (set by each format class).
@@ -376,84 +308,10 @@ class ZSLDataset(BaseDataset):
             return path
         return self._backend(self._root).join_path(self._root, path)
 
-    @staticmethod
-    def _validate_classes(annotation: ZSLAnnotation) -> tuple:
-        """Check the standard split and return (seen, unseen) class ids."""
-        labels, splits = annotation.labels, annotation.splits
-        seen = annotation.seen_classes
-        if seen is None:
-            seen = np.unique(labels[splits['trainval']])
-        unseen = annotation.unseen_classes
-        if unseen is None:  # the rest of the class list
-            unseen = np.setdiff1d(np.arange(annotation.num_classes), seen)
-        seen = np.sort(np.asarray(seen, dtype=np.int64))
-        unseen = np.sort(np.asarray(unseen, dtype=np.int64))
-        both = np.intersect1d(seen, unseen)
-        if both.size:
-            raise ZSLDataError(
-                f'{annotation.source}: seen and unseen classes overlap: '
-                f'{[annotation.class_names[c] for c in both[:5]]}.')
-        for name, allowed, kind in (('trainval', seen, 'seen'), ('test_seen',
-                                                                 seen, 'seen'),
-                                    ('test_unseen', unseen, 'unseen')):
-            wrong = ~np.isin(labels[splits[name]], allowed)
-            if wrong.any():
-                cls = int(labels[splits[name]][wrong][0])
-                raise ZSLDataError(
-                    f'{annotation.source}: {int(wrong.sum())} {name} images '
-                    f'belong to classes outside the {kind} classes (first: '
-                    f'{annotation.class_names[cls]!r}).')
-        return seen, unseen
-
     def _select(self, annotation: ZSLAnnotation, split: str,
                 unseen_ratio: float, val_ratio: float, seed: int):
         """Return the image indices of ``split`` and its ZSL metainfo."""
-        seen, unseen = self._validate_classes(annotation)
-        splits, labels = annotation.splits, annotation.labels
-        if split in ('trainval', 'test_seen', 'test_unseen'):
-            indices = splits[split]
-        elif split == 'test':
-            indices = np.concatenate(
-                [splits['test_seen'], splits['test_unseen']])
-        elif split in self.CLEAN_SPLITS:
-            clean = make_clean_split(splits['trainval'], labels, seen,
-                                     unseen_ratio, val_ratio, seed)
-            indices = (
-                clean.train if split == 'clean_train' else np.concatenate(
-                    [clean.val_seen, clean.val_unseen]))
-            seen, unseen = clean.seen_classes, clean.unseen_classes
-        else:  # train / val: xlsa17's own (overlapping) validation protocol
-            missing = [f'{k}_loc' for k in ('train', 'val') if k not in splits]
-            if missing:
-                raise ZSLDataError(
-                    f'{annotation.source} has no {missing}; split {split!r} '
-                    f'needs them. Splits present: {sorted(splits)}.')
-            indices = splits[split]
-            # Inside the trainval classes: the train classes are seen, the
-            # other trainval classes unseen.
-            unseen = np.setdiff1d(seen, np.unique(labels[splits['train']]))
-            seen = np.setdiff1d(seen, unseen)
-        expected = {
-            'trainval': seen,
-            'test_seen': seen,
-            'test_unseen': unseen,
-            'clean_train': seen,
-            'train': seen,
-            'val': unseen
-        }.get(split, np.union1d(seen, unseen))
-        indices = np.asarray(indices, dtype=np.int64)
-        without = np.setdiff1d(expected, labels[indices]).astype(np.int64)
-        meta = dict(
-            classes=tuple(annotation.class_names),
-            class_attributes=np.ascontiguousarray(
-                annotation.attributes, dtype=np.float32),
-            seen_classes=np.asarray(seen, dtype=np.int64),
-            unseen_classes=np.asarray(unseen, dtype=np.int64),
-            classes_without_samples=without,
-            attribute_names=(tuple(annotation.attribute_names)
-                             if annotation.attribute_names else None),
-            num_attributes=annotation.num_attributes)
-        return indices, meta
+        return select_split(annotation, split, unseen_ratio, val_ratio, seed)
 
     def _warn_classes_without_samples(self) -> None:
         without = self._metainfo['classes_without_samples']
