@@ -3,8 +3,8 @@ from .demo_data import attribute_names, make_demo_data
 from .image_check import check_image_files
 from .samplers import EpochAwareSampler, SeededIndex
 from .table_dataset import TableZSLDataset
-from .table_format import (load_table_annotation, read_rows,
-                           save_table_annotation)
+from .table_format import load_table_annotation, save_table_annotation
+from .text_files import read_rows
 from .xlsa17 import (PATH_PRESETS, ZSLAnnotation, ZSLDataError,
                      detect_path_preset, holdout_per_class, load_xlsa17,
                      normalize_rows, read_mat, register_path_preset,

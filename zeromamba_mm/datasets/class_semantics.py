@@ -15,7 +15,7 @@ import torch
 
 from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
                           normalize_rows)
-from .table_format import read_name_list, read_rows
+from .text_files import read_name_list, read_rows
 from .xlsa17 import (_cell_strings, check_loc_unique, read_cell_names,
                      read_mat)
 

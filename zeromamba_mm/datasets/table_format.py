@@ -45,6 +45,7 @@ from mmengine.fileio import get_file_backend
 
 from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
                           normalize_rows)
+from .text_files import read_name_list, read_rows, read_text
 from .xlsa17 import ZSLAnnotation, holdout_per_class
 
 __all__ = [
@@ -60,86 +61,6 @@ _PATH_HEADERS = ('path', 'img_path', 'image', 'image_path', 'file', 'filename')
 def _backend(path: str, backend_args: Optional[dict]):
     return get_file_backend(
         path, backend_args=backend_args, enable_singleton=True)
-
-
-def read_text(path: str,
-              backend_args: Optional[dict] = None,
-              what: str = 'Zero-shot table file') -> str:
-    """Read a UTF-8 text file (a UTF-8 BOM, as Excel writes, is dropped).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ZSLDataError: on a byte that is not UTF-8, naming file and line.
-    """
-    backend = _backend(path, backend_args)
-    if not backend.exists(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
-    raw = backend.get(path)
-    try:
-        return raw.decode('utf-8-sig')
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
-        raise ZSLDataError(
-            f'{path}:{line}: byte {raw[e.start:e.start + 1]!r} is not UTF-8 '
-            f'({e.reason}). Save the file as UTF-8 (in Excel: "CSV UTF-8").'
-        ) from e
-
-
-def read_rows(
-        path: str,
-        backend_args: Optional[dict] = None,
-        what: str = 'Zero-shot table file') -> List[Tuple[int, List[str]]]:
-    """Read a CSV/TXT file into ``(line number, fields)`` pairs.
-
-    Blank lines and lines starting with ``#`` are skipped; fields are
-    stripped of surrounding spaces. The file is UTF-8 (with or without a
-    BOM) on any :mod:`mmengine.fileio` backend.
-
-    Args:
-        path (str): Path or URI of the file.
-        backend_args (dict, optional): Arguments of the file backend.
-        what (str): What the file is, for the message of a missing file.
-
-    Returns:
-        list[tuple[int, list[str]]]: 1-based line number and fields.
-    """
-    text = read_text(path, backend_args, what)
-    rows = []
-    reader = csv.reader(io.StringIO(text, newline=''))
-    try:
-        for fields in reader:
-            fields = [x.strip() for x in fields]
-            if not any(fields) or fields[0].startswith('#'):
-                continue
-            rows.append((reader.line_num, fields))
-    except csv.Error as e:
-        raise ZSLDataError(f'{path}:{reader.line_num}: {e}') from e
-    if not rows:
-        raise ZSLDataError(f'{path} holds no rows.')
-    return rows
-
-
-def read_name_list(path: str,
-                   what: str,
-                   backend_args: Optional[dict] = None) -> Tuple[str, ...]:
-    """One name per line (blank lines and ``#`` comments skipped), each
-    listed once (a name holding commas is read whole).
-
-    Args:
-        path (str): Path or URI of the text file.
-        what (str): What the file lists, for messages (``'Class-name
-            file'``).
-        backend_args (dict, optional): Arguments of the file backend.
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-        ZSLDataError: on a name listed twice, naming both lines.
-    """
-    rows = read_rows(path, backend_args, what)
-    names = tuple(','.join(fields) for _, fields in rows)
-    check_no_duplicates(
-        names, path, 'names', place=lambda i: f'line {rows[i][0]}')
-    return names
 
 
 def _read_class_list(

@@ -18,7 +18,7 @@ from zeromamba_mm.registry import DATASETS
 from .data_checks import check_no_duplicates
 from .image_check import CHECK_MODES, check_image_files
 from .samplers import seeded_rngs
-from .table_format import read_name_list
+from .text_files import read_name_list
 from .xlsa17 import ZSLAnnotation, ZSLDataError
 from .zsl_splits import (CLEAN_SPLITS, CleanSplit, make_clean_split,
                          select_split)
