@@ -15,7 +15,8 @@ import torch
 
 from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
                           normalize_rows)
-from .text_files import read_name_list, read_rows
+from .table_format import read_attribute_table
+from .text_files import read_name_list
 from .xlsa17 import (_cell_strings, check_loc_unique, read_cell_names,
                      read_mat)
 
@@ -72,39 +73,6 @@ def _as_names(names: Names, what: str) -> Optional[Tuple[str, ...]]:
         raise ZSLDataError(f'{what}_names: the list of names is empty.')
     check_no_duplicates(names, f'{what}_names', f'{what} names')
     return names
-
-
-def _read_csv(path: str):
-    """``class,attr_1,...`` header, then one ``name,v_1,...`` row per class."""
-    rows = read_rows(path)
-    header = rows[0][1]
-    if header[0].lower() != 'class' or len(header) < 2:
-        raise ZSLDataError(
-            f'{path}: the first row must be the header "class,attr_1,'
-            f'attr_2,..." (one column per attribute), got {header[:4]}.')
-    names, values, lines = [], [], []
-    for lineno, fields in rows[1:]:
-        if len(fields) != len(header):
-            raise ZSLDataError(
-                f'{path}:{lineno}: {len(fields) - 1} attribute values but the '
-                f'header names {len(header) - 1} attributes.')
-        try:
-            values.append(np.asarray(fields[1:], dtype=np.float64))
-        except ValueError as e:
-            raise ZSLDataError(f'{path}:{lineno}: {e}') from e
-        names.append(fields[0])
-        lines.append(lineno)
-    if not names:
-        raise ZSLDataError(f'{path} has a header but no class rows.')
-    check_no_duplicates(
-        names, path, 'class names', place=lambda i: f'line {lines[i]}')
-    check_no_duplicates(
-        header[1:],
-        path,
-        'attribute names',
-        key='header',
-        place=lambda j: f'column {j + 2}')
-    return np.stack(values), tuple(names), tuple(header[1:])
 
 
 def _read_xlsa17(path: str, attribute_key: str):
@@ -190,7 +158,8 @@ def _read_matrix(class_attributes, attribute_key: str):
             raise ZSLDataError(f'Cannot read {source} as a numeric .npy '
                                f'array: {e}') from e
     if suffix == '.csv':
-        matrix, names, attr_names = _read_csv(source)
+        names, matrix, attr_names = read_attribute_table(
+            source, first_column='class')
         return matrix, source, names, attr_names, None
     if suffix == '.mat':
         matrix, names, seen = _read_xlsa17(source, attribute_key)

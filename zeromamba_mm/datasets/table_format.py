@@ -50,7 +50,7 @@ from .xlsa17 import ZSLAnnotation, holdout_per_class
 
 __all__ = [
     'load_table_annotation', 'save_table_annotation', 'read_rows', 'read_text',
-    'read_name_list', 'check_relative_path'
+    'read_name_list', 'read_attribute_table', 'check_relative_path'
 ]
 
 CLASS_SPLITS = ('seen', 'unseen')
@@ -91,6 +91,71 @@ def _read_names(path: str, expected: int, what: str, other: str,
     return tuple(names)
 
 
+def read_attribute_table(
+    path: str,
+    backend_args: Optional[dict] = None,
+    first_column: Optional[str] = None
+) -> Tuple[Tuple[str, ...], np.ndarray, Tuple[str, ...]]:
+    """Read a class-attribute CSV: a header ``class,attr_1,attr_2,...`` and
+    one ``name,v_1,v_2,...`` row per class.
+
+    Args:
+        path (str): Path or URI of the CSV file.
+        backend_args (dict, optional): Arguments of the file backend.
+        first_column (str, optional): The name the header's first column
+            must have (any case), e.g. ``'class'``; None accepts any.
+
+    Returns:
+        tuple: class names, the (C, A) float64 values and the A attribute
+        names, in file order.
+
+    Raises:
+        ZSLDataError: naming file and line, on a bad header, a row of
+            another length, a value that is not a number or is NaN/inf, and
+            a class or attribute name listed twice.
+    """
+    rows = read_rows(path, backend_args)
+    header = rows[0][1]
+    attr_names = tuple(header[1:])
+    if not attr_names or (first_column is not None
+                          and header[0].lower() != first_column):
+        raise ZSLDataError(
+            f'{path}: the first row must be the header "class,attr_1,'
+            f'attr_2,..." (one column per attribute), got {header[:4]}.')
+    check_no_duplicates(
+        attr_names,
+        path,
+        'attribute names',
+        key='header',
+        place=lambda j: f'column {j + 2}')
+    check_no_duplicates([fields[0] for _, fields in rows[1:]],
+                        path,
+                        'class names',
+                        place=lambda i: f'line {rows[i + 1][0]}')
+    names, values = [], []
+    for lineno, fields in rows[1:]:
+        if len(fields) != len(header):
+            raise ZSLDataError(
+                f'{path}:{lineno}: {len(fields) - 1} attribute values but '
+                f'the header names {len(attr_names)} attributes.')
+        try:
+            row = np.asarray(fields[1:], dtype=np.float64)
+        except ValueError as e:
+            raise ZSLDataError(f'{path}:{lineno}: {e}') from e
+        bad = np.flatnonzero(~np.isfinite(row))
+        if bad.size:
+            raise ZSLDataError(
+                f'{path}:{lineno}: class {fields[0]!r} has NaN/inf for '
+                f'attribute(s) {[attr_names[j] for j in bad[:5]]} '
+                f'({[fields[1 + j] for j in bad[:5]]}). Fill in the missing '
+                'values before training.')
+        names.append(fields[0])
+        values.append(row)
+    if not names:
+        raise ZSLDataError(f'{path} has a header but no class rows.')
+    return tuple(names), np.stack(values), attr_names
+
+
 def _read_attributes(path: str, class_names: List[str], class_list_file: str,
                      attribute_names_file: Optional[str],
                      backend_args: Optional[dict]):
@@ -117,41 +182,8 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
         check_finite(matrix, path, class_names, names)
         return matrix, names
 
-    rows = read_rows(path, backend_args)
-    header = rows[0][1]
-    attr_names = tuple(header[1:])
-    if not attr_names:
-        raise ZSLDataError(
-            f'{path}: the header row must be "class,attr_1,attr_2,...", got '
-            f'{header}.')
-    check_no_duplicates(
-        attr_names,
-        path,
-        'attribute names',
-        key='header',
-        place=lambda j: f'column {j + 2}')
-    check_no_duplicates([fields[0] for _, fields in rows[1:]],
-                        path,
-                        'class names',
-                        place=lambda i: f'line {rows[i + 1][0]}')
-    by_name: Dict[str, np.ndarray] = {}
-    for lineno, fields in rows[1:]:
-        if len(fields) != len(header):
-            raise ZSLDataError(
-                f'{path}:{lineno}: {len(fields) - 1} attribute values but '
-                f'the header names {len(attr_names)} attributes.')
-        try:
-            values = np.asarray(fields[1:], dtype=np.float64)
-        except ValueError as e:
-            raise ZSLDataError(f'{path}:{lineno}: {e}') from e
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise ZSLDataError(
-                f'{path}:{lineno}: class {fields[0]!r} has NaN/inf for '
-                f'attribute(s) {[attr_names[j] for j in bad[:5]]} '
-                f'({[fields[1 + j] for j in bad[:5]]}). Fill in the missing '
-                'values before training.')
-        by_name[fields[0]] = values
+    names, matrix, attr_names = read_attribute_table(path, backend_args)
+    by_name = dict(zip(names, matrix))
     missing = [n for n in class_names if n not in by_name]
     extra = [n for n in by_name if n not in set(class_names)]
     if missing or extra:
