@@ -1,23 +1,55 @@
 """Helpers shared by tools/train.py and tools/test.py."""
 import argparse
-import difflib
+import contextlib
+import errno
 import glob
 import os
 import os.path as osp
 import sys
-from typing import Iterable, Iterator, List, Tuple
+from typing import Iterable, Iterator, List, NoReturn, Set, Tuple
 
-from mmengine.config import Config, DictAction
+from _cfg_options import (
+    RUNNER_KEYS,
+    add_cfg_options_arg,  # noqa: F401
+    check_cfg_options)
+from mmengine.config import Config
+
+
+def usage_error(message: str, code: int = 2) -> NoReturn:
+    """Stop with one message (``error: ...``) and no traceback.
+
+    Args:
+        message (str): What is wrong and what to do.
+        code (int): Exit status; 2 for usage errors. Defaults to 2.
+    """
+    sys.stderr.write(f'error: {message}\n')
+    raise SystemExit(code)
+
+
+def load_config(path: str) -> Config:
+    """``Config.fromfile`` that names a missing file, and an uninstalled
+    plugin whose configs (``zeromamba_mm::...``) a config inherits."""
+    if not osp.isfile(path):
+        usage_error(f'config file {path} does not exist. The plugin\'s '
+                    'configs are under configs/ of the repository (e.g. '
+                    'configs/zeromamba_cub.py); the own-data template is '
+                    'configs/own_data/zeromamba_own_data.py.')
+    try:
+        return Config.fromfile(path)
+    except (FileNotFoundError, ModuleNotFoundError) as err:
+        text = str(err)
+        if '.mim' not in text and 'is not installed' not in text:
+            raise
+        usage_error(f'{path} inherits the plugin\'s configs '
+                    '("zeromamba_mm::..."), which are not installed with '
+                    f'the package ({text}). Install the plugin from the '
+                    'repository: pip install -e .')
 
 
 def add_launch_args(parser: argparse.ArgumentParser,
                     cfg_options_example: str) -> None:
     """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help=f'override config settings, e.g. "{cfg_options_example}"')
+    add_cfg_options_arg(parser, cfg_options_example)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -62,49 +94,8 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
-#: Top-level keys MMEngine's runner reads although a config may not set
-#: them; ``--cfg-options`` may add these.
-RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader',
-               'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg',
-               'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
-               'val_evaluator', 'test_evaluator', 'default_hooks',
-               'custom_hooks', 'data_preprocessor', 'load_from', 'resume',
-               'launcher', 'env_cfg', 'log_processor', 'log_level',
-               'visualizer', 'default_scope', 'randomness',
-               'experiment_name', 'runner_type', 'find_unused_parameters',
-               'model_wrapper_cfg', 'compile', 'strict_load',
-               'custom_imports', 'vis_backends')
-
-
-def check_cfg_options(cfg: Config, cfg_options) -> None:
-    """Refuse ``--cfg-options`` whose top-level key the config lacks.
-
-    ``merge_from_dict`` would silently add ``trian_cfg`` next to
-    ``train_cfg``, and the run would ignore it. Keys below the top level
-    are left to the config (a new key inside a dict can be intended).
-
-    Raises:
-        SystemExit: (code 2) naming the unknown keys and close matches.
-    """
-    if not cfg_options:
-        return
-    known = set(cfg.keys()) | set(RUNNER_KEYS)
-    problems = []
-    for option in cfg_options:
-        top = option.split('.')[0]
-        if top in known:
-            continue
-        close = difflib.get_close_matches(top, sorted(known), n=3)
-        hint = (f' Did you mean {" or ".join(repr(c) for c in close)}?'
-                if close else '')
-        problems.append(f'--cfg-options {option}: the config has no '
-                        f'top-level key {top!r}.{hint}')
-    if problems:
-        sys.stderr.write('\n'.join(problems) + '\n')
-        raise SystemExit(2)
-
-
-def _is_rank_zero() -> bool:
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 (or not distributed)."""
     return os.environ.get('RANK', '0') == '0'
 
 
@@ -127,12 +118,14 @@ def refuse_existing_run(cfg: Config, config: str, resume) -> None:
     ``last_checkpoint``, the config dump) is refused unless it resumes
     (``--resume``): the new run would overwrite ``epoch_*.pth``,
     ``last_checkpoint`` and the config, and the checkpoint hook's clean-up
-    would act on both runs' files.
+    would act on both runs' files. Call it while holding the work dir's
+    lock (:func:`claim_work_dir`), so that no other start can pass the same
+    check meanwhile.
 
     Raises:
         SystemExit: (code 2) with what to do instead.
     """
-    if resume is not None or not _is_rank_zero():
+    if resume is not None or not is_rank_zero():
         return
     found = existing_run_files(cfg.work_dir, config)
     if found:
@@ -144,6 +137,84 @@ def refuse_existing_run(cfg: Config, config: str, resume) -> None:
             'it with --resume (latest checkpoint) or --resume CHECKPOINT, or '
             'start a new run with --work-dir NEW_DIR.\n')
         raise SystemExit(2)
+
+
+def prepare_work_dir(work_dir: str) -> None:
+    """Create the work dir, or stop naming it when it cannot be written.
+
+    Raises:
+        SystemExit: (code 2) the folder cannot be created or written.
+    """
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        usage_error(f'the work dir {work_dir} is a file; give a folder with '
+                    '--work-dir.')
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        probe = osp.join(work_dir, f'.write-test-{os.getpid()}')
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS,
+                             errno.ENOENT, errno.ENOTDIR):
+            raise
+        usage_error(f'cannot write to the work dir {work_dir} '
+                    f'({err.strerror}). Choose a writable folder with '
+                    '--work-dir.')
+
+
+def _checkpoint_names(names: Set[str]) -> Set[str]:
+    return {n for n in names if n.endswith('.pth') or n == 'last_checkpoint'}
+
+
+def _undo_failed_start(work_dir: str, before: Set[str], config: str) -> None:
+    """Remove what a start that failed before its first checkpoint wrote
+    and what would make the retry look like a second run (the config dump);
+    its log folder stays, for the record."""
+    after = set(os.listdir(work_dir)) if osp.isdir(work_dir) else set()
+    if _checkpoint_names(after - before):
+        return  # the run trained: the retry resumes it (--resume)
+    dump = osp.basename(config)
+    if dump in after - before:
+        os.remove(osp.join(work_dir, dump))
+
+
+@contextlib.contextmanager
+def claim_work_dir(cfg: Config, config: str, resume) -> Iterator[None]:
+    """Hold the work dir for one training run, and undo a failed start.
+
+    On rank 0: the work dir is created (or refused when not writable) and
+    locked (:class:`~zeromamba_mm.utils.WorkDirLock`; the kernel drops the
+    lock when the process ends, even after ``kill -9``); a second start is
+    refused naming the other run's PID. Under the lock, a work dir that
+    already holds a run is refused (:func:`refuse_existing_run`). When the
+    run fails before its first checkpoint, the config dump it wrote is
+    removed, so that the corrected retry is not refused as a second run.
+
+    Raises:
+        SystemExit: (code 2) the work dir is in use, holds a run, or cannot
+            be written.
+    """
+    if not is_rank_zero():
+        yield
+        return
+    from zeromamba_mm.utils import WorkDirBusyError, WorkDirLock
+    work_dir = cfg.work_dir
+    prepare_work_dir(work_dir)
+    try:
+        lock = WorkDirLock(work_dir).acquire()
+    except WorkDirBusyError as err:
+        usage_error(f'refusing to start: {err}')
+    try:
+        refuse_existing_run(cfg, config, resume)
+        before = set(os.listdir(work_dir))
+        try:
+            yield
+        except BaseException:
+            _undo_failed_start(work_dir, before, config)
+            raise
+    finally:
+        lock.release()
 
 
 def merge_launcher_env(cfg: Config) -> None:
@@ -256,6 +327,6 @@ def check_config_inputs(cfg: Config, phases: Iterable[str]) -> None:
     problems += _word_vector_problems(cfg)
     if problems:
         sys.stderr.write('Cannot start: the config points to missing or '
-                         'mismatched inputs:\n' +
-                         ''.join(f'  - {p}\n' for p in problems))
+                         'mismatched inputs:\n' + ''.join(f'  - {p}\n'
+                                                          for p in problems))
         raise SystemExit(2)

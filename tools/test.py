@@ -13,10 +13,20 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (add_launch_args, build_runner,  # noqa: E402
-                     check_cfg_options, check_config_inputs,
-                     fit_loaders_to_workers, merge_launcher_env,
-                     parse_launch_args, register_all, set_work_dir)
+from _common import (
+    add_launch_args,
+    build_runner,  # noqa: E402
+    check_cfg_options,
+    check_config_inputs,
+    fit_loaders_to_workers,
+    is_rank_zero,
+    load_config,
+    merge_launcher_env,
+    parse_launch_args,
+    prepare_work_dir,
+    register_all,
+    set_work_dir,
+    usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,17 +54,19 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help='visualize every N-th test sample (with --show-dir)')
-    add_launch_args(
-        parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
+    add_launch_args(parser,
+                    'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     set_work_dir(cfg, args)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint {args.checkpoint!r} does not exist.')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        usage_error(f'checkpoint {args.checkpoint} does not exist. A '
+                    'training run writes its checkpoints into its work dir '
+                    '(e.g. work_dirs/<config>/best_gzsl_H_epoch_N.pth or '
+                    'epoch_N.pth).')
     cfg.load_from = args.checkpoint
     cfg.resume = False
     # Evaluating another model's weights must fail loudly (ZSLRunner).
@@ -63,9 +75,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
     if args.out is not None:
-        if osp.exists(args.out):
-            raise FileExistsError(
-                f'{args.out} exists; choose another --out path.')
+        if osp.lexists(args.out):
+            usage_error(f'--out {args.out} exists and is never overwritten; '
+                        'choose another --out path.')
         evaluators = cfg.test_evaluator
         if isinstance(evaluators, dict):
             evaluators = [evaluators]
@@ -76,9 +88,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # As mmpretrain's tools/test.py: the VisualizationHook paints the
         # test samples into show_dir.
         if 'visualization' not in cfg.get('default_hooks', {}):
-            raise ValueError(
-                '--show-dir needs default_hooks.visualization '
-                "(dict(type='VisualizationHook')) in the config.")
+            raise ValueError('--show-dir needs default_hooks.visualization '
+                             "(dict(type='VisualizationHook')) in the config.")
         cfg.default_hooks.visualization.enable = True
         cfg.default_hooks.visualization.out_dir = args.show_dir
         cfg.default_hooks.visualization.interval = args.interval
@@ -106,8 +117,8 @@ def describe_test_data(dataset) -> str:
 
 #: Summary label -> metric key suffixes (``zsl/top1``; older ``gzsl/T1``).
 SUMMARY_KEYS = (('ZSL T1', ('zsl/top1', '/T1')), ('GZSL U', ('gzsl/U', )),
-                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )),
-                ('AUSUC', ('gzsl/AUSUC', )))
+                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )), ('AUSUC',
+                                                           ('gzsl/AUSUC', )))
 
 
 def zsl_summary(metrics: dict) -> str:
@@ -124,10 +135,12 @@ def zsl_summary(metrics: dict) -> str:
 def run() -> None:
     args = parse_args()
     register_all()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
+    if is_rank_zero():
+        prepare_work_dir(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
         # Builds the test loop (mmengine's property); runner.test() reuses it.

@@ -76,6 +76,20 @@ def _revised_state_dict(checkpoint: Any, source: str,
     return revised
 
 
+def _require_training_state(checkpoint: Any, source: str) -> None:
+    """Refuse to resume from weights alone (no epoch, no optimizer)."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and 'epoch' in meta and 'iter' in meta:
+        return
+    raise CheckpointLoadError(
+        f'Cannot resume from {source}: it holds model weights only (no '
+        "'meta' with the epoch and iteration, as a checkpoint of "
+        'tools/train.py has), so there is no training state to continue. '
+        'Resume from a checkpoint of the interrupted run '
+        '(work_dirs/<config>/epoch_N.pth), or start a new run from these '
+        f'weights with --cfg-options load_from={source}.')
+
+
 @RUNNERS.register_module()
 class ZSLRunner(Runner):
     """MMEngine's runner with the checkpoint handling a careful user needs.
@@ -126,15 +140,24 @@ class ZSLRunner(Runner):
                 return None
             self.logger.info(
                 f'Resuming from the latest checkpoint {resume_from}.')
-            self.resume(resume_from)
+            self._resume_training_checkpoint(resume_from)
         elif self._resume:
-            self.resume(self._load_from)
+            self._resume_training_checkpoint(self._load_from)
         elif self._load_from is not None:
             self.load_checkpoint(
                 self._load_from, strict=bool(self.cfg.get('strict_load')))
         else:
             return None
         self._has_loaded = True
+
+    def _resume_training_checkpoint(self, filename: str) -> None:
+        """``self.resume(filename)``, refusing a file that holds no training
+        state (see :meth:`load_checkpoint`)."""
+        self._resuming = True
+        try:
+            self.resume(filename)
+        finally:
+            self._resuming = False
 
     def load_checkpoint(self,
                         filename: str,
@@ -159,6 +182,8 @@ class ZSLRunner(Runner):
         """
         revise_keys = _REVISE_KEYS if revise_keys is None else revise_keys
         checkpoint = read_checkpoint(filename, map_location)
+        if getattr(self, '_resuming', False):
+            _require_training_state(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
