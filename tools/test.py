@@ -13,20 +13,11 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (
-    add_launch_args,
-    build_runner,  # noqa: E402
-    check_cfg_options,
-    check_config_inputs,
-    fit_loaders_to_workers,
-    is_rank_zero,
-    load_config,
-    merge_launcher_env,
-    parse_launch_args,
-    prepare_work_dir,
-    register_all,
-    set_work_dir,
-    usage_error)
+from _common import (add_launch_args, build_runner,  # noqa: E402
+                     check_cfg_options, check_config_inputs,
+                     fit_loaders_to_workers, is_rank_zero, load_config,
+                     merge_launcher_env, parse_launch_args, prepare_work_dir,
+                     register_all, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,8 +45,8 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help='visualize every N-th test sample (with --show-dir)')
-    add_launch_args(parser,
-                    'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
+    add_launch_args(
+        parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
 
 
@@ -88,8 +79,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # As mmpretrain's tools/test.py: the VisualizationHook paints the
         # test samples into show_dir.
         if 'visualization' not in cfg.get('default_hooks', {}):
-            raise ValueError('--show-dir needs default_hooks.visualization '
-                             "(dict(type='VisualizationHook')) in the config.")
+            raise ValueError(
+                '--show-dir needs default_hooks.visualization '
+                "(dict(type='VisualizationHook')) in the config.")
         cfg.default_hooks.visualization.enable = True
         cfg.default_hooks.visualization.out_dir = args.show_dir
         cfg.default_hooks.visualization.interval = args.interval
@@ -117,8 +109,8 @@ def describe_test_data(dataset) -> str:
 
 #: Summary label -> metric key suffixes (``zsl/top1``; older ``gzsl/T1``).
 SUMMARY_KEYS = (('ZSL T1', ('zsl/top1', '/T1')), ('GZSL U', ('gzsl/U', )),
-                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )), ('AUSUC',
-                                                           ('gzsl/AUSUC', )))
+                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )),
+                ('AUSUC', ('gzsl/AUSUC', )))
 
 
 def zsl_summary(metrics: dict) -> str:
