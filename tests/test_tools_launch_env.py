@@ -8,8 +8,8 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-LAUNCH_VARS = ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'NNODES',
-               'NODE_RANK', 'PORT')
+LAUNCH_VARS = ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'NNODES', 'NODE_RANK',
+               'PORT')
 
 
 def run_script(tmp_path, script, args, **env):
@@ -23,13 +23,15 @@ def run_script(tmp_path, script, args, **env):
         tool.write_text(f'#!/bin/sh\necho {name} "$@" >> {called}\n')
         tool.chmod(0o755)
     full_env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
-    full_env.update(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
-                    PYTHON=str(bin_dir / 'fake_python'),
-                    **env)
-    proc = subprocess.run(['bash', osp.join(REPO, 'tools', script)] + args,
-                          env=full_env,
-                          capture_output=True,
-                          text=True)
+    full_env.update(
+        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+        PYTHON=str(bin_dir / 'fake_python'),
+        **env)
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', script)] + args,
+        env=full_env,
+        capture_output=True,
+        text=True)
     return proc, called.exists()
 
 
@@ -67,18 +69,19 @@ def test_dist_scripts_refuse_bad_settings(tmp_path, script, args, gpus, env,
     (dict(CPUS_PER_TASK='4x'), "CPUS_PER_TASK='4x'"),
 ])
 def test_slurm_scripts_refuse_bad_settings(tmp_path, script, env, named):
-    proc, called = run_script(tmp_path, script,
-                              ['part', 'job', 'cfg.py', 'x'], **env)
+    proc, called = run_script(tmp_path, script, ['part', 'job', 'cfg.py', 'x'],
+                              **env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(named), proc.stderr
     assert not called  # srun never saw the setting
 
 
 def test_good_settings_reach_the_launcher(tmp_path):
-    proc, called = run_script(tmp_path, 'slurm_train.sh',
-                              ['part', 'job', 'cfg.py', 'wd'],
-                              GPUS='4',
-                              CPUS_PER_TASK='2')
+    proc, called = run_script(
+        tmp_path,
+        'slurm_train.sh', ['part', 'job', 'cfg.py', 'wd'],
+        GPUS='4',
+        CPUS_PER_TASK='2')
     assert proc.returncode == 0, proc.stderr
     record = (tmp_path / 'called').read_text()
     assert '--ntasks=4' in record and '--cpus-per-task=2' in record

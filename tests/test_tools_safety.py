@@ -80,8 +80,8 @@ def small_model_state(base_channels: int = 8) -> dict:
 
 
 @pytest.mark.parametrize('layout', LAYOUTS)
-def test_test_tool_refuses_malicious_checkpoints(monkeypatch, capsys, tmp_path,
-                                                 data_root, layout):
+def test_test_tool_refuses_malicious_checkpoints(monkeypatch, capsys,
+                                                 tmp_path, data_root, layout):
     marker = str(tmp_path / 'MARKER')
     path = write_malicious(str(tmp_path / f'{layout}.pth'), layout, marker)
     assert run_test_tool(monkeypatch, tmp_path, data_root, path) == 1
@@ -98,14 +98,11 @@ def test_train_tool_refuses_malicious_checkpoints(monkeypatch, capsys,
     path = write_malicious(str(tmp_path / 'evil.pth'), 'message_hub', marker)
     work_dir = str(tmp_path / 'work')
     if how == 'resume':
-        argv = [
-            CONFIG, '--work-dir', work_dir, '--resume', path, '--cfg-options'
-        ] + options(data_root)
+        argv = [CONFIG, '--work-dir', work_dir, '--resume', path,
+                '--cfg-options'] + options(data_root)
     else:
-        argv = [
-            CONFIG, '--work-dir', work_dir, '--cfg-options',
-            f'load_from={path}'
-        ] + options(data_root)
+        argv = [CONFIG, '--work-dir', work_dir, '--cfg-options',
+                f'load_from={path}'] + options(data_root)
     assert run_tool(monkeypatch, 'train', argv) == 1
     err = capsys.readouterr().err
     assert f'Refusing to load {path}' in err and 'posix.system' in err
@@ -170,8 +167,8 @@ def test_test_tool_broken_files(monkeypatch, capsys, tmp_path, data_root):
         assert 'Traceback' not in err
 
 
-def test_second_run_into_a_used_work_dir_is_refused(monkeypatch, capsys,
-                                                    tmp_path):
+def test_second_run_into_a_used_work_dir_is_refused(
+        monkeypatch, capsys, tmp_path):
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
     (work_dir / 'epoch_3.pth').write_bytes(b'first run')
@@ -190,8 +187,8 @@ def test_second_run_into_a_used_work_dir_is_refused(monkeypatch, capsys,
     common = load_tool('_common')
     cfg = Config(dict(work_dir=str(work_dir)))
     common.refuse_existing_run(cfg, CONFIG, resume='auto')  # allowed
-    common.refuse_existing_run(
-        Config(dict(work_dir=str(tmp_path / 'new'))), CONFIG, resume=None)
+    common.refuse_existing_run(Config(dict(work_dir=str(tmp_path / 'new'))),
+                               CONFIG, resume=None)
 
 
 def test_resume_path_must_exist(monkeypatch, capsys, tmp_path):
@@ -239,13 +236,13 @@ def test_dist_scripts_report_a_busy_port(script):
         port = busy.getsockname()[1]
         args = [CONFIG, '2'] if script == 'dist_train.sh' else \
             [CONFIG, 'ckpt.pth', '2']
-        result = subprocess.run(
-            ['bash', f'tools/{script}'] + args,
-            cwd=REPO,
-            env=dict(os.environ, PORT=str(port), PYTHON=sys.executable),
-            capture_output=True,
-            text=True,
-            timeout=120)
+        result = subprocess.run(['bash', f'tools/{script}'] + args,
+                                cwd=REPO,
+                                env=dict(os.environ, PORT=str(port),
+                                         PYTHON=sys.executable),
+                                capture_output=True,
+                                text=True,
+                                timeout=120)
     assert result.returncode == 2
     assert f'Port {port} is in use' in result.stderr
     assert f'PORT={port + 1}' in result.stderr
@@ -256,10 +253,8 @@ def test_word_vector_shape_is_checked_at_start(capsys, tmp_path):
     vectors = str(tmp_path / 'w2v.npy')
     np.save(vectors, np.ones((20, 300)))
     common = load_tool('_common')
-    head = dict(
-        type='zeromamba_mm.ZeroMambaHead',
-        num_attributes=16,
-        word_vectors=vectors)
+    head = dict(type='zeromamba_mm.ZeroMambaHead', num_attributes=16,
+                word_vectors=vectors)
     with pytest.raises(SystemExit) as info:
         common.check_config_inputs(
             Config(dict(model=dict(head=head))), phases=())

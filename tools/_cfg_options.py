@@ -113,7 +113,7 @@ def _accepted_arguments(type_) -> Optional[List[str]]:
 def _nested_problem(cfg: Config, option: str) -> Optional[str]:
     """Why a dotted key below the top level looks like a typo, or None."""
     parts = option.split('.')
-    node = cfg
+    node = cfg.to_dict()
     for depth, key in enumerate(parts[:-1] if len(parts) > 1 else []):
         node = node[key] if isinstance(node, dict) else node[int(key)]
         child = parts[depth + 1]

@@ -8,11 +8,14 @@ import os.path as osp
 import sys
 from typing import Iterable, Iterator, List, NoReturn, Set, Tuple
 
-from _cfg_options import (
-    RUNNER_KEYS,
-    add_cfg_options_arg,  # noqa: F401
-    check_cfg_options)
 from mmengine.config import Config
+
+# _cfg_options lies beside this file (also when it is imported by path).
+if osp.dirname(osp.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# check_cfg_options is re-exported: the tools import helpers from here.
+from _cfg_options import add_cfg_options_arg  # noqa: E402
+from _cfg_options import check_cfg_options  # noqa: E402,F401
 
 
 def usage_error(message: str, code: int = 2) -> NoReturn:
@@ -327,6 +330,6 @@ def check_config_inputs(cfg: Config, phases: Iterable[str]) -> None:
     problems += _word_vector_problems(cfg)
     if problems:
         sys.stderr.write('Cannot start: the config points to missing or '
-                         'mismatched inputs:\n' + ''.join(f'  - {p}\n'
-                                                          for p in problems))
+                         'mismatched inputs:\n' +
+                         ''.join(f'  - {p}\n' for p in problems))
         raise SystemExit(2)

@@ -12,19 +12,11 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (
-    add_launch_args,
-    build_runner,  # noqa: E402
-    check_cfg_options,
-    check_config_inputs,
-    claim_work_dir,
-    fit_loaders_to_workers,
-    load_config,
-    merge_launcher_env,
-    parse_launch_args,
-    register_all,
-    set_work_dir,
-    usage_error)
+from _common import (add_launch_args, build_runner,  # noqa: E402
+                     check_cfg_options, check_config_inputs, claim_work_dir,
+                     fit_loaders_to_workers, load_config, merge_launcher_env,
+                     parse_launch_args, register_all, set_work_dir,
+                     usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -102,7 +94,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
-    fit_loaders_to_workers(cfg, args.no_pin_memory, args.no_persistent_workers)
+    fit_loaders_to_workers(cfg, args.no_pin_memory,
+                           args.no_persistent_workers)
     return cfg
 
 
@@ -137,8 +130,7 @@ def main() -> None:
         # A checkpoint that cannot be read or does not fit, or a full disk:
         # the message names the file, keys or folder; a traceback adds
         # nothing.
-        text = err.strerror if isinstance(err, DiskFullError) else err
-        sys.stderr.write(f'error: {text}\n')
+        sys.stderr.write(f'error: {err}\n')
         raise SystemExit(1)
 
 

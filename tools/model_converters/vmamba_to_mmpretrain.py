@@ -74,13 +74,9 @@ def convert_file(src: str, dst: str, force: bool = False) -> dict:
     # Through a temporary file and a rename (or a link without --force):
     # an interrupted or failed run leaves no half-written file, and without
     # --force no file is ever replaced.
+    converted = {'meta': meta, 'state_dict': state_dict}
     write_atomically(
-        dst,
-        lambda tmp: torch.save({
-            'meta': meta,
-            'state_dict': state_dict
-        }, tmp),
-        overwrite=force)
+        dst, lambda tmp: torch.save(converted, tmp), overwrite=force)
     return meta
 
 
@@ -90,10 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         meta = convert_file(args.src, args.dst, force=args.force)
     except (OSError, RuntimeError, ValueError) as err:
         # OSError: a missing SRC, an existing DST, a full disk.
-        print(
-            f'error: {err.strerror or err}'
-            if isinstance(err, OSError) else f'error: {err}',
-            file=sys.stderr)
+        print(f'error: {err}', file=sys.stderr)
         return 1
     arch = meta['arch']
     print(f'Wrote {args.dst}: depths={arch["depths"]} dims={arch["dims"]} '

@@ -28,7 +28,13 @@ LOCK_NAME = '.zeromamba_run.lock'
 
 
 class DiskFullError(OSError):
-    """The disk (or quota) ran out while writing; nothing partial is left."""
+    """The disk (or quota) ran out while writing; nothing partial is left.
+
+    ``DiskFullError(errno, message)``; ``str()`` is the message alone.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class WorkDirBusyError(RuntimeError):
@@ -58,7 +64,7 @@ def _describe_write_error(path: str, err: OSError) -> OSError:
             '(a training run: add --resume).')
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionError(
-            err.errno, f'Cannot write {path}: {folder} is not writable '
+            f'Cannot write {path}: {folder} is not writable '
             f'({err.strerror}). Choose a writable place.')
     return err
 
@@ -85,10 +91,10 @@ def write_atomically(path: str,
     """
     if osp.isdir(path):
         raise IsADirectoryError(
-            errno.EISDIR, f'{path} is a directory; give a file name '
-            f'inside it, e.g. {osp.join(path, "out.pth")}')
+            f'{path} is a directory; give a file name inside it, e.g. '
+            f'{osp.join(path, "out.pth")}')
     if not overwrite and osp.lexists(path):
-        raise FileExistsError(errno.EEXIST, f'{path} already exists')
+        raise FileExistsError(f'{path} already exists')
     tmp = temp_path_for(path)
     try:
         write(tmp)
@@ -99,9 +105,8 @@ def write_atomically(path: str,
         else:
             os.link(tmp, path)
     except FileExistsError:
-        raise FileExistsError(
-            errno.EEXIST, f'{path} was created meanwhile; it was kept and '
-            'nothing was written') from None
+        raise FileExistsError(f'{path} was created meanwhile; it was kept '
+                              'and nothing was written') from None
     except OSError as err:
         described = _describe_write_error(path, err)
         if described is err:
