@@ -266,3 +266,43 @@ def test_cfg_options_new_valid_keys_and_spaces(monkeypatch, capsys, tmp_path):
         err = capsys.readouterr().err
         assert expected in err, err
         assert 'quote' in err or 'config file' in err
+
+
+def test_full_disk_during_training_is_one_message(monkeypatch, capsys,
+                                                  tmp_path):
+    import errno
+
+    from zeromamba_mm.utils import DiskFullError
+    tool = load_tool('train')
+    message = f'No space left on the disk of {tmp_path} while writing x.pth'
+
+    def run():  # what ZSLRunner.save_checkpoint raises on a full disk
+        raise DiskFullError(errno.ENOSPC, message)
+
+    monkeypatch.setattr(tool, 'run', run)
+    with pytest.raises(SystemExit) as info:
+        tool.main()
+    assert info.value.code == 1
+    err = _last_error(capsys)
+    assert err == f'error: {message}\n'
+
+
+@pytest.mark.parametrize('launcher,variable',
+                         [('pytorch', 'RANK'), ('slurm', 'SLURM_PROCID'),
+                          ('mpi', 'OMPI_COMM_WORLD_RANK')])
+def test_only_rank_zero_claims_the_work_dir(monkeypatch, tmp_path, launcher,
+                                            variable):
+    common = load_tool('_common')
+    work_dir = tmp_path / 'work'
+    cfg = Config(dict(work_dir=str(work_dir), launcher=launcher))
+    monkeypatch.delenv('RANK', raising=False)
+    with common.claim_work_dir(cfg, CONFIG, resume=None):  # rank 0
+        # The other ranks of the same job start while rank 0 holds it (the
+        # tools run before MMEngine sets RANK for Slurm and MPI).
+        monkeypatch.setenv(variable, '1')
+        with common.claim_work_dir(cfg, CONFIG, resume=None):
+            pass
+        monkeypatch.setenv(variable, '0')
+        with pytest.raises(SystemExit):  # a second rank 0: another run
+            with common.claim_work_dir(cfg, CONFIG, resume=None):
+                pass

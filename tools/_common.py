@@ -97,9 +97,21 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
-def is_rank_zero() -> bool:
-    """Whether this process is rank 0 (or not distributed)."""
-    return os.environ.get('RANK', '0') == '0'
+#: Where each launcher puts the global rank before MMEngine reads it.
+_RANK_VARIABLES = dict(
+    pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')
+
+
+def is_rank_zero(launcher: str = 'pytorch') -> bool:
+    """Whether this process is rank 0 (or not distributed).
+
+    Args:
+        launcher (str): ``--launcher``; the tools run before MMEngine sets
+            ``RANK`` for Slurm and MPI jobs, so their own variables are
+            read. Defaults to ``'pytorch'``.
+    """
+    variable = _RANK_VARIABLES.get(launcher, 'RANK')
+    return os.environ.get(variable, os.environ.get('RANK', '0')) == '0'
 
 
 def existing_run_files(work_dir: str, config: str) -> List[str]:
@@ -128,7 +140,8 @@ def refuse_existing_run(cfg: Config, config: str, resume) -> None:
     Raises:
         SystemExit: (code 2) with what to do instead.
     """
-    if resume is not None or not is_rank_zero():
+    launcher = cfg.get('launcher', 'none')
+    if resume is not None or not is_rank_zero(launcher):
         return
     found = existing_run_files(cfg.work_dir, config)
     if found:
@@ -198,7 +211,7 @@ def claim_work_dir(cfg: Config, config: str, resume) -> Iterator[None]:
         SystemExit: (code 2) the work dir is in use, holds a run, or cannot
             be written.
     """
-    if not is_rank_zero():
+    if not is_rank_zero(cfg.get('launcher', 'none')):
         yield
         return
     from zeromamba_mm.utils import WorkDirBusyError, WorkDirLock

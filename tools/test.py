@@ -131,7 +131,7 @@ def run() -> None:
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
-    if is_rank_zero():
+    if is_rank_zero(cfg.launcher):
         prepare_work_dir(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
