@@ -186,9 +186,9 @@ def test_second_run_into_a_used_work_dir_is_refused(
 
     common = load_tool('_common')
     cfg = Config(dict(work_dir=str(work_dir)))
-    common.refuse_existing_run(cfg, CONFIG, resume='auto')  # allowed
+    common.refuse_existing_run(cfg, resume='auto')  # allowed
     common.refuse_existing_run(Config(dict(work_dir=str(tmp_path / 'new'))),
-                               CONFIG, resume=None)
+                               resume=None)
 
 
 def test_resume_path_must_exist(monkeypatch, capsys, tmp_path):

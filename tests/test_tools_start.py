@@ -91,7 +91,7 @@ def test_two_starts_together_one_refused_and_a_killed_run_blocks_nothing(
     assert lock.read_text().strip() == str(winner[0].pid)  # a stale PID
     common = load_tool('_common')
     with common.claim_work_dir(
-            Config(dict(work_dir=str(work_dir))), CONFIG, resume=None):
+            Config(dict(work_dir=str(work_dir))), resume=None):
         assert lock.read_text().strip() == str(os.getpid())
 
 
@@ -105,10 +105,12 @@ def test_failed_start_does_not_block_the_retry(monkeypatch, capsys, tmp_path,
     # The runner is built (config dumped), then load_from is refused.
     assert run_tool(monkeypatch, 'train', argv + [f'load_from={broken}']) == 1
     assert f'Cannot read checkpoint {broken}' in capsys.readouterr().err
+    assert osp.isfile(work_dir / osp.basename(CONFIG))  # the dump is no run
     common = load_tool('_common')
-    assert common.existing_run_files(str(work_dir), CONFIG) == []
-    common.refuse_existing_run(
-        Config(dict(work_dir=str(work_dir))), CONFIG, resume=None)
+    assert common.existing_run_files(str(work_dir)) == []
+    with common.claim_work_dir(
+            Config(dict(work_dir=str(work_dir))), resume=None):
+        pass  # the corrected retry is not refused
 
     # A bare state dict given to --resume: a message, not KeyError: 'meta'.
     weights = tmp_path / 'weights.pth'
@@ -118,7 +120,7 @@ def test_failed_start_does_not_block_the_retry(monkeypatch, capsys, tmp_path,
     err = capsys.readouterr().err
     assert f'Cannot resume from {weights}: it holds model weights only' in err
     assert f'load_from={weights}' in err and 'Traceback' not in err
-    assert common.existing_run_files(str(work_dir), CONFIG) == []
+    assert common.existing_run_files(str(work_dir)) == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks a CPU machine')
@@ -296,13 +298,13 @@ def test_only_rank_zero_claims_the_work_dir(monkeypatch, tmp_path, launcher,
     work_dir = tmp_path / 'work'
     cfg = Config(dict(work_dir=str(work_dir), launcher=launcher))
     monkeypatch.delenv('RANK', raising=False)
-    with common.claim_work_dir(cfg, CONFIG, resume=None):  # rank 0
+    with common.claim_work_dir(cfg, resume=None):  # rank 0
         # The other ranks of the same job start while rank 0 holds it (the
         # tools run before MMEngine sets RANK for Slurm and MPI).
         monkeypatch.setenv(variable, '1')
-        with common.claim_work_dir(cfg, CONFIG, resume=None):
+        with common.claim_work_dir(cfg, resume=None):
             pass
         monkeypatch.setenv(variable, '0')
         with pytest.raises(SystemExit):  # a second rank 0: another run
-            with common.claim_work_dir(cfg, CONFIG, resume=None):
+            with common.claim_work_dir(cfg, resume=None):
                 pass

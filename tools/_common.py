@@ -6,7 +6,7 @@ import glob
 import os
 import os.path as osp
 import sys
-from typing import Iterable, Iterator, List, NoReturn, Set, Tuple
+from typing import Iterable, Iterator, List, NoReturn, Tuple
 
 from mmengine.config import Config
 
@@ -114,28 +114,31 @@ def is_rank_zero(launcher: str = 'pytorch') -> bool:
     return os.environ.get(variable, os.environ.get('RANK', '0')) == '0'
 
 
-def existing_run_files(work_dir: str, config: str) -> List[str]:
-    """Files of an earlier run in ``work_dir``: checkpoints,
-    ``last_checkpoint`` and the config dump."""
+def existing_run_files(work_dir: str) -> List[str]:
+    """Files of an earlier run in ``work_dir``: its checkpoints and
+    ``last_checkpoint``.
+
+    The config dump alone is not a run: a run that stopped before its first
+    checkpoint (a failed start, a kill in the first epoch) left nothing to
+    continue, and its config stays in its log folder.
+    """
     if not osp.isdir(work_dir):
         return []
     found = sorted(glob.glob(osp.join(work_dir, '*.pth')))
-    for name in ('last_checkpoint', osp.basename(config)):
-        if osp.isfile(osp.join(work_dir, name)):
-            found.append(osp.join(work_dir, name))
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        found.append(osp.join(work_dir, 'last_checkpoint'))
     return found
 
 
-def refuse_existing_run(cfg: Config, config: str, resume) -> None:
+def refuse_existing_run(cfg: Config, resume) -> None:
     """Never let a new run overwrite another one's files.
 
     A training run into a work dir that already holds a run (checkpoints,
-    ``last_checkpoint``, the config dump) is refused unless it resumes
-    (``--resume``): the new run would overwrite ``epoch_*.pth``,
-    ``last_checkpoint`` and the config, and the checkpoint hook's clean-up
-    would act on both runs' files. Call it while holding the work dir's
-    lock (:func:`claim_work_dir`), so that no other start can pass the same
-    check meanwhile.
+    ``last_checkpoint``) is refused unless it resumes (``--resume``): the
+    new run would overwrite ``epoch_*.pth`` and ``last_checkpoint``, and the
+    checkpoint hook's clean-up would act on both runs' files. Call it while
+    holding the work dir's lock (:func:`claim_work_dir`), so that no other
+    start can pass the same check meanwhile.
 
     Raises:
         SystemExit: (code 2) with what to do instead.
@@ -143,7 +146,7 @@ def refuse_existing_run(cfg: Config, config: str, resume) -> None:
     launcher = cfg.get('launcher', 'none')
     if resume is not None or not is_rank_zero(launcher):
         return
-    found = existing_run_files(cfg.work_dir, config)
+    found = existing_run_files(cfg.work_dir)
     if found:
         listed = ', '.join(osp.basename(p) for p in found[:5])
         more = f' and {len(found) - 5} more' if len(found) > 5 else ''
@@ -179,33 +182,17 @@ def prepare_work_dir(work_dir: str) -> None:
                     '--work-dir.')
 
 
-def _checkpoint_names(names: Set[str]) -> Set[str]:
-    return {n for n in names if n.endswith('.pth') or n == 'last_checkpoint'}
-
-
-def _undo_failed_start(work_dir: str, before: Set[str], config: str) -> None:
-    """Remove what a start that failed before its first checkpoint wrote
-    and what would make the retry look like a second run (the config dump);
-    its log folder stays, for the record."""
-    after = set(os.listdir(work_dir)) if osp.isdir(work_dir) else set()
-    if _checkpoint_names(after - before):
-        return  # the run trained: the retry resumes it (--resume)
-    dump = osp.basename(config)
-    if dump in after - before:
-        os.remove(osp.join(work_dir, dump))
-
-
 @contextlib.contextmanager
-def claim_work_dir(cfg: Config, config: str, resume) -> Iterator[None]:
-    """Hold the work dir for one training run, and undo a failed start.
+def claim_work_dir(cfg: Config, resume) -> Iterator[None]:
+    """Hold the work dir for one training run.
 
     On rank 0: the work dir is created (or refused when not writable) and
     locked (:class:`~zeromamba_mm.utils.WorkDirLock`; the kernel drops the
     lock when the process ends, even after ``kill -9``); a second start is
     refused naming the other run's PID. Under the lock, a work dir that
-    already holds a run is refused (:func:`refuse_existing_run`). When the
-    run fails before its first checkpoint, the config dump it wrote is
-    removed, so that the corrected retry is not refused as a second run.
+    already holds a run is refused (:func:`refuse_existing_run`). A start
+    that fails before its first checkpoint leaves nothing that blocks the
+    retry: logs and the config dump, which are not a run.
 
     Raises:
         SystemExit: (code 2) the work dir is in use, holds a run, or cannot
@@ -222,13 +209,8 @@ def claim_work_dir(cfg: Config, config: str, resume) -> Iterator[None]:
     except WorkDirBusyError as err:
         usage_error(f'refusing to start: {err}')
     try:
-        refuse_existing_run(cfg, config, resume)
-        before = set(os.listdir(work_dir))
-        try:
-            yield
-        except BaseException:
-            _undo_failed_start(work_dir, before, config)
-            raise
+        refuse_existing_run(cfg, resume)
+        yield
     finally:
         lock.release()
 

@@ -115,7 +115,7 @@ def run() -> None:
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('train', 'val'))
-    with claim_work_dir(cfg, args.config, args.resume):
+    with claim_work_dir(cfg, args.resume):
         runner = build_runner(cfg)
         runner.train()
 
