@@ -89,10 +89,14 @@ def test_two_starts_together_one_refused_and_a_killed_run_blocks_nothing(
     # The killed run's lock went with it: a retry claims the work dir.
     lock = work_dir / '.zeromamba_run.lock'
     assert lock.read_text().strip() == str(winner[0].pid)  # a stale PID
+    # A save it had started: a temporary file of a dead PID.
+    stale = work_dir / f'.epoch_1.pth.tmp-{winner[0].pid}'
+    stale.write_bytes(b'half a checkpoint')
     common = load_tool('_common')
     with common.claim_work_dir(
             Config(dict(work_dir=str(work_dir))), resume=None):
         assert lock.read_text().strip() == str(os.getpid())
+    assert not stale.exists()
 
 
 def test_failed_start_does_not_block_the_retry(monkeypatch, capsys, tmp_path,

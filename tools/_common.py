@@ -190,9 +190,10 @@ def claim_work_dir(cfg: Config, resume) -> Iterator[None]:
     locked (:class:`~zeromamba_mm.utils.WorkDirLock`; the kernel drops the
     lock when the process ends, even after ``kill -9``); a second start is
     refused naming the other run's PID. Under the lock, a work dir that
-    already holds a run is refused (:func:`refuse_existing_run`). A start
-    that fails before its first checkpoint leaves nothing that blocks the
-    retry: logs and the config dump, which are not a run.
+    already holds a run is refused (:func:`refuse_existing_run`), and
+    temporary files of a run killed during a save are removed. A start that
+    fails before its first checkpoint leaves nothing that blocks the retry:
+    logs and the config dump, which are not a run.
 
     Raises:
         SystemExit: (code 2) the work dir is in use, holds a run, or cannot
@@ -201,7 +202,8 @@ def claim_work_dir(cfg: Config, resume) -> Iterator[None]:
     if not is_rank_zero(cfg.get('launcher', 'none')):
         yield
         return
-    from zeromamba_mm.utils import WorkDirBusyError, WorkDirLock
+    from zeromamba_mm.utils import (WorkDirBusyError, WorkDirLock,
+                                    remove_stale_temp_files)
     work_dir = cfg.work_dir
     prepare_work_dir(work_dir)
     try:
@@ -210,6 +212,10 @@ def claim_work_dir(cfg: Config, resume) -> Iterator[None]:
         usage_error(f'refusing to start: {err}')
     try:
         refuse_existing_run(cfg, resume)
+        # Half-written files of a run killed during a save (its checkpoints
+        # are written as .<name>.tmp-<pid> and renamed when complete).
+        for path in remove_stale_temp_files(work_dir):
+            print(f'Removed {path}, left by a run killed during a save.')
         yield
     finally:
         lock.release()
