@@ -64,10 +64,25 @@ class ToyCountingMetric(BaseMetric):
         return dict(acc=float(ToyCountingMetric.count))
 
 
+@METRICS.register_module(force=True)
+class ToyErrorMetric(BaseMetric):
+    """``toy/acc``: minus the mean squared error (deterministic)."""
+    default_prefix = 'toy'
+
+    def process(self, data_batch, data_samples):
+        self.results += [
+            float((s['pred'] - s['target'])**2) for s in data_samples
+        ]
+
+    def compute_metrics(self, results):
+        return dict(acc=-sum(results) / len(results))
+
+
 def toy_runner(work_dir: str,
                max_epochs: int = 2,
                runner: str = 'zsl',
                max_keep_ckpts: int = 1,
+               metric: str = 'ToyCountingMetric',
                **kwargs):
     """A runner (``'zsl'`` or ``'mmengine'``) training the toy model."""
     from mmengine.runner import Runner
@@ -85,16 +100,16 @@ def toy_runner(work_dir: str,
         batch_size=4,
         collate_fn=dict(type='default_collate'))
     torch.manual_seed(0)  # the same initial weights in every run
+    kwargs.setdefault('experiment_name', f'toy_{os.getpid()}_{time.time_ns()}')
     return cls(
         model=ToyModel(),
         work_dir=work_dir,
         train_dataloader=loader,
         val_dataloader=loader,
-        val_evaluator=dict(type='ToyCountingMetric'),
+        val_evaluator=dict(type=metric),
         val_cfg=dict(),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         # end fixed: a run stopped early has the schedule of the full run.
         param_scheduler=dict(
             type='MultiStepLR', milestones=[1], gamma=0.5, begin=0, end=3),
@@ -108,7 +123,6 @@ def toy_runner(work_dir: str,
             logger=dict(type='LoggerHook', interval=1)),
         randomness=dict(seed=0),
         default_scope='mmengine',
-        experiment_name=f'toy_{os.getpid()}_{time.time_ns()}',
         **kwargs)
 
 

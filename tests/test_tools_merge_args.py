@@ -59,6 +59,11 @@ def test_test_workers_from_cfg_options(monkeypatch, tmp_path):
     assert cfg.load_from == str(checkpoint)
 
 
-def test_test_missing_checkpoint(monkeypatch, tmp_path):
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
-        merged(monkeypatch, 'test', [CONFIG, str(tmp_path / 'missing.pth')])
+def test_test_missing_checkpoint(monkeypatch, capsys, tmp_path):
+    missing = str(tmp_path / 'missing.pth')
+    with pytest.raises(SystemExit) as info:
+        merged(monkeypatch, 'test', [CONFIG, missing])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: checkpoint {missing} does not exist' in err
+    assert 'work dir' in err

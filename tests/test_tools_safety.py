@@ -186,18 +186,20 @@ def test_second_run_into_a_used_work_dir_is_refused(
 
     common = load_tool('_common')
     cfg = Config(dict(work_dir=str(work_dir)))
-    common.refuse_existing_run(cfg, CONFIG, resume='auto')  # allowed
+    common.refuse_existing_run(cfg, resume='auto')  # allowed
     common.refuse_existing_run(Config(dict(work_dir=str(tmp_path / 'new'))),
-                               CONFIG, resume=None)
+                               resume=None)
 
 
-def test_resume_path_must_exist(monkeypatch, tmp_path):
+def test_resume_path_must_exist(monkeypatch, capsys, tmp_path):
     tool = load_tool('train')
     missing = str(tmp_path / 'nope.pth')
     monkeypatch.setattr(sys, 'argv', ['train.py', CONFIG, '--resume', missing])
     args = tool.parse_args()
-    with pytest.raises(SystemExit, match='nope.pth: no such checkpoint'):
+    with pytest.raises(SystemExit) as info:
         tool.merge_args(Config.fromfile(CONFIG), args)
+    assert info.value.code == 2
+    assert 'nope.pth: no such checkpoint' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('name', ['train', 'test'])

@@ -109,3 +109,38 @@ def test_errors(tmp_path, converted, capsys):
     assert tool.main([converted, str(tmp_path / 'out.pth')]) == 1
     assert 'already in mmpretrain layout' in capsys.readouterr().err
     assert not osp.exists(tmp_path / 'out.pth')
+
+
+@pytest.mark.parametrize(
+    'converter', ['vmamba_to_mmpretrain.py', 'zeromamba_to_mmpretrain.py'])
+def test_directory_output_is_refused_and_leaves_nothing(
+        tmp_path, capsys, converter):
+    spec = importlib.util.spec_from_file_location(
+        converter[:-3], osp.join(ROOT, 'tools', 'model_converters', converter))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out_dir = tmp_path / 'adir'
+    out_dir.mkdir()
+    assert tool.main([CKPT, str(out_dir), '--force']) == 1
+    err = capsys.readouterr().err
+    assert f'DST {out_dir} is a directory' in err
+    assert 'Traceback' not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['adir']
+    assert list(out_dir.iterdir()) == []
+
+
+def test_full_disk_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
+    import errno
+    tool = load_tool()
+
+    def save_half(obj, path):
+        with open(path, 'wb') as f:
+            f.write(b'half a checkpoint')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(tool.torch, 'save', save_half)
+    dst = tmp_path / 'out.pth'
+    assert tool.main([CKPT, str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert f'No space left on the disk of {tmp_path}' in err
+    assert list(tmp_path.iterdir()) == []

@@ -1,23 +1,58 @@
 """Helpers shared by tools/train.py and tools/test.py."""
 import argparse
-import difflib
+import contextlib
+import errno
 import glob
 import os
 import os.path as osp
 import sys
-from typing import Iterable, Iterator, List, Tuple
+from typing import Iterable, Iterator, List, NoReturn, Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
+
+# _cfg_options lies beside this file (also when it is imported by path).
+if osp.dirname(osp.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# check_cfg_options is re-exported: the tools import helpers from here.
+from _cfg_options import add_cfg_options_arg  # noqa: E402
+from _cfg_options import check_cfg_options  # noqa: E402,F401
+
+
+def usage_error(message: str, code: int = 2) -> NoReturn:
+    """Stop with one message (``error: ...``) and no traceback.
+
+    Args:
+        message (str): What is wrong and what to do.
+        code (int): Exit status; 2 for usage errors. Defaults to 2.
+    """
+    sys.stderr.write(f'error: {message}\n')
+    raise SystemExit(code)
+
+
+def load_config(path: str) -> Config:
+    """``Config.fromfile`` that names a missing file, and an uninstalled
+    plugin whose configs (``zeromamba_mm::...``) a config inherits."""
+    if not osp.isfile(path):
+        usage_error(f'config file {path} does not exist. The plugin\'s '
+                    'configs are under configs/ of the repository (e.g. '
+                    'configs/zeromamba_cub.py); the own-data template is '
+                    'configs/own_data/zeromamba_own_data.py.')
+    try:
+        return Config.fromfile(path)
+    except (FileNotFoundError, ModuleNotFoundError) as err:
+        text = str(err)
+        if '.mim' not in text and 'is not installed' not in text:
+            raise
+        usage_error(f'{path} inherits the plugin\'s configs '
+                    '("zeromamba_mm::..."), which are not installed with '
+                    f'the package ({text}). Install the plugin from the '
+                    'repository: pip install -e .')
 
 
 def add_launch_args(parser: argparse.ArgumentParser,
                     cfg_options_example: str) -> None:
     """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help=f'override config settings, e.g. "{cfg_options_example}"')
+    add_cfg_options_arg(parser, cfg_options_example)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -62,79 +97,56 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
-#: Top-level keys MMEngine's runner reads although a config may not set
-#: them; ``--cfg-options`` may add these.
-RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader',
-               'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg',
-               'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
-               'val_evaluator', 'test_evaluator', 'default_hooks',
-               'custom_hooks', 'data_preprocessor', 'load_from', 'resume',
-               'launcher', 'env_cfg', 'log_processor', 'log_level',
-               'visualizer', 'default_scope', 'randomness',
-               'experiment_name', 'runner_type', 'find_unused_parameters',
-               'model_wrapper_cfg', 'compile', 'strict_load',
-               'custom_imports', 'vis_backends')
+#: Where each launcher puts the global rank before MMEngine reads it.
+_RANK_VARIABLES = dict(
+    pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')
 
 
-def check_cfg_options(cfg: Config, cfg_options) -> None:
-    """Refuse ``--cfg-options`` whose top-level key the config lacks.
+def is_rank_zero(launcher: str = 'pytorch') -> bool:
+    """Whether this process is rank 0 (or not distributed).
 
-    ``merge_from_dict`` would silently add ``trian_cfg`` next to
-    ``train_cfg``, and the run would ignore it. Keys below the top level
-    are left to the config (a new key inside a dict can be intended).
-
-    Raises:
-        SystemExit: (code 2) naming the unknown keys and close matches.
+    Args:
+        launcher (str): ``--launcher``; the tools run before MMEngine sets
+            ``RANK`` for Slurm and MPI jobs, so their own variables are
+            read. Defaults to ``'pytorch'``.
     """
-    if not cfg_options:
-        return
-    known = set(cfg.keys()) | set(RUNNER_KEYS)
-    problems = []
-    for option in cfg_options:
-        top = option.split('.')[0]
-        if top in known:
-            continue
-        close = difflib.get_close_matches(top, sorted(known), n=3)
-        hint = (f' Did you mean {" or ".join(repr(c) for c in close)}?'
-                if close else '')
-        problems.append(f'--cfg-options {option}: the config has no '
-                        f'top-level key {top!r}.{hint}')
-    if problems:
-        sys.stderr.write('\n'.join(problems) + '\n')
-        raise SystemExit(2)
+    variable = _RANK_VARIABLES.get(launcher, 'RANK')
+    return os.environ.get(variable, os.environ.get('RANK', '0')) == '0'
 
 
-def _is_rank_zero() -> bool:
-    return os.environ.get('RANK', '0') == '0'
+def existing_run_files(work_dir: str) -> List[str]:
+    """Files of an earlier run in ``work_dir``: its checkpoints and
+    ``last_checkpoint``.
 
-
-def existing_run_files(work_dir: str, config: str) -> List[str]:
-    """Files of an earlier run in ``work_dir``: checkpoints,
-    ``last_checkpoint`` and the config dump."""
+    The config dump alone is not a run: a run that stopped before its first
+    checkpoint (a failed start, a kill in the first epoch) left nothing to
+    continue, and its config stays in its log folder.
+    """
     if not osp.isdir(work_dir):
         return []
     found = sorted(glob.glob(osp.join(work_dir, '*.pth')))
-    for name in ('last_checkpoint', osp.basename(config)):
-        if osp.isfile(osp.join(work_dir, name)):
-            found.append(osp.join(work_dir, name))
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        found.append(osp.join(work_dir, 'last_checkpoint'))
     return found
 
 
-def refuse_existing_run(cfg: Config, config: str, resume) -> None:
+def refuse_existing_run(cfg: Config, resume) -> None:
     """Never let a new run overwrite another one's files.
 
     A training run into a work dir that already holds a run (checkpoints,
-    ``last_checkpoint``, the config dump) is refused unless it resumes
-    (``--resume``): the new run would overwrite ``epoch_*.pth``,
-    ``last_checkpoint`` and the config, and the checkpoint hook's clean-up
-    would act on both runs' files.
+    ``last_checkpoint``) is refused unless it resumes (``--resume``): the
+    new run would overwrite ``epoch_*.pth`` and ``last_checkpoint``, and the
+    checkpoint hook's clean-up would act on both runs' files. Call it while
+    holding the work dir's lock (:func:`claim_work_dir`), so that no other
+    start can pass the same check meanwhile.
 
     Raises:
         SystemExit: (code 2) with what to do instead.
     """
-    if resume is not None or not _is_rank_zero():
+    launcher = cfg.get('launcher', 'none')
+    if resume is not None or not is_rank_zero(launcher):
         return
-    found = existing_run_files(cfg.work_dir, config)
+    found = existing_run_files(cfg.work_dir)
     if found:
         listed = ', '.join(osp.basename(p) for p in found[:5])
         more = f' and {len(found) - 5} more' if len(found) > 5 else ''
@@ -144,6 +156,69 @@ def refuse_existing_run(cfg: Config, config: str, resume) -> None:
             'it with --resume (latest checkpoint) or --resume CHECKPOINT, or '
             'start a new run with --work-dir NEW_DIR.\n')
         raise SystemExit(2)
+
+
+def prepare_work_dir(work_dir: str) -> None:
+    """Create the work dir, or stop naming it when it cannot be written.
+
+    Raises:
+        SystemExit: (code 2) the folder cannot be created or written.
+    """
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        usage_error(f'the work dir {work_dir} is a file; give a folder with '
+                    '--work-dir.')
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        probe = osp.join(work_dir, f'.write-test-{os.getpid()}')
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS,
+                             errno.ENOENT, errno.ENOTDIR):
+            raise
+        usage_error(f'cannot write to the work dir {work_dir} '
+                    f'({err.strerror}). Choose a writable folder with '
+                    '--work-dir.')
+
+
+@contextlib.contextmanager
+def claim_work_dir(cfg: Config, resume) -> Iterator[None]:
+    """Hold the work dir for one training run.
+
+    On rank 0: the work dir is created (or refused when not writable) and
+    locked (:class:`~zeromamba_mm.utils.WorkDirLock`; the kernel drops the
+    lock when the process ends, even after ``kill -9``); a second start is
+    refused naming the other run's PID. Under the lock, a work dir that
+    already holds a run is refused (:func:`refuse_existing_run`), and
+    temporary files of a run killed during a save are removed. A start that
+    fails before its first checkpoint leaves nothing that blocks the retry:
+    logs and the config dump, which are not a run.
+
+    Raises:
+        SystemExit: (code 2) the work dir is in use, holds a run, or cannot
+            be written.
+    """
+    if not is_rank_zero(cfg.get('launcher', 'none')):
+        yield
+        return
+    from zeromamba_mm.utils import (WorkDirBusyError, WorkDirLock,
+                                    remove_stale_temp_files)
+    work_dir = cfg.work_dir
+    prepare_work_dir(work_dir)
+    try:
+        lock = WorkDirLock(work_dir).acquire()
+    except WorkDirBusyError as err:
+        usage_error(f'refusing to start: {err}')
+    try:
+        refuse_existing_run(cfg, resume)
+        # Half-written files of a run killed during a save (its checkpoints
+        # are written as .<name>.tmp-<pid> and renamed when complete).
+        for path in remove_stale_temp_files(work_dir):
+            print(f'Removed {path}, left by a run killed during a save.')
+        yield
+    finally:
+        lock.release()
 
 
 def merge_launcher_env(cfg: Config) -> None:

@@ -13,6 +13,9 @@ if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$GPUS" ]; then
     echo "Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]" >&2
     exit 2
 fi
+# shellcheck source=tools/_launch_checks.sh
+source "$(dirname "$0")/_launch_checks.sh"
+check_dist_env "$GPUS"
 PYTHON=${PYTHON:-python}
 # The master node binds PORT: say so before torchrun fails with a bare
 # "address already in use" (another run on this machine holds the port).
@@ -23,7 +26,7 @@ try:
 except OSError:
     sys.exit(1)" "$PORT" 2>/dev/null; then
     echo "Port $PORT is in use (another distributed run on this machine?)." \
-        "Set another one, e.g. PORT=$((PORT + 1)) bash $0 $*" >&2
+        "Set another one, e.g. PORT=$(( 10#$PORT < 65535 ? 10#$PORT + 1 : 29500 )) bash $0 $*" >&2
     exit 2
 fi
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \

@@ -16,12 +16,16 @@ PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
+TOOLS="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/_launch_checks.sh
+source "$TOOLS/_launch_checks.sh"
 GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
+require_int GPUS "$GPUS" 1 100000 "the total number of tasks (GPUs)"
+GPUS_PER_NODE=${GPUS_PER_NODE:-$(( 10#$GPUS < 8 ? 10#$GPUS : 8 ))}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+check_slurm_env
 SRUN_ARGS=${SRUN_ARGS:-""}
 PYTHON=${PYTHON:-python}
-TOOLS="$(cd "$(dirname "$0")" && pwd)"
 set -x
 # SRUN_ARGS is split into words on purpose (several srun options).
 # shellcheck disable=SC2086

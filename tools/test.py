@@ -15,8 +15,9 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs,
-                     fit_loaders_to_workers, merge_launcher_env,
-                     parse_launch_args, register_all, set_work_dir)
+                     fit_loaders_to_workers, is_rank_zero, load_config,
+                     merge_launcher_env, parse_launch_args, prepare_work_dir,
+                     register_all, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,9 +53,11 @@ def parse_args() -> argparse.Namespace:
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     set_work_dir(cfg, args)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint {args.checkpoint!r} does not exist.')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        usage_error(f'checkpoint {args.checkpoint} does not exist. A '
+                    'training run writes its checkpoints into its work dir '
+                    '(e.g. work_dirs/<config>/best_gzsl_H_epoch_N.pth or '
+                    'epoch_N.pth).')
     cfg.load_from = args.checkpoint
     cfg.resume = False
     # Evaluating another model's weights must fail loudly (ZSLRunner).
@@ -63,9 +66,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
     if args.out is not None:
-        if osp.exists(args.out):
-            raise FileExistsError(
-                f'{args.out} exists; choose another --out path.')
+        if osp.lexists(args.out):
+            usage_error(f'--out {args.out} exists and is never overwritten; '
+                        'choose another --out path.')
         evaluators = cfg.test_evaluator
         if isinstance(evaluators, dict):
             evaluators = [evaluators]
@@ -124,10 +127,12 @@ def zsl_summary(metrics: dict) -> str:
 def run() -> None:
     args = parse_args()
     register_all()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
+    if is_rank_zero(cfg.launcher):
+        prepare_work_dir(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
         # Builds the test loop (mmengine's property); runner.test() reuses it.

@@ -13,10 +13,10 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import (add_launch_args, build_runner,  # noqa: E402
-                     check_cfg_options, check_config_inputs,
-                     fit_loaders_to_workers, merge_launcher_env,
-                     parse_launch_args, refuse_existing_run, register_all,
-                     set_work_dir)
+                     check_cfg_options, check_config_inputs, claim_work_dir,
+                     fit_loaders_to_workers, load_config, merge_launcher_env,
+                     parse_launch_args, register_all, set_work_dir,
+                     usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,9 +61,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise ValueError(
-                f'--amp needs OptimWrapper or AmpOptimWrapper, the config '
-                f'uses {optim_wrapper}.')
+            usage_error(f'--amp needs OptimWrapper or AmpOptimWrapper, the '
+                        f'config uses {optim_wrapper}.')
+        if not amp_device_available():
+            usage_error('--amp (mixed precision training) needs a CUDA, NPU, '
+                        'MLU or MUSA device, and this machine has none. '
+                        'Train without --amp.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
@@ -72,7 +75,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = None
     elif args.resume is not None:
         if '://' not in args.resume and not osp.isfile(args.resume):
-            raise SystemExit(
+            usage_error(
                 f'--resume {args.resume}: no such checkpoint file. Give an '
                 'existing checkpoint, or --resume alone to resume from the '
                 "work dir's last_checkpoint.")
@@ -96,26 +99,37 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def amp_device_available() -> bool:
+    """Whether MMEngine's ``AmpOptimWrapper`` has a device to run on."""
+    from mmengine import device
+    return any(
+        getattr(device, f'is_{name}_available', lambda: False)()
+        for name in ('cuda', 'npu', 'mlu', 'musa'))
+
+
 def run() -> None:
     args = parse_args()
     register_all()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
+    # Everything that can be checked is checked before anything is written.
     cfg = merge_args(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('train', 'val'))
-    refuse_existing_run(cfg, args.config, args.resume)
-    runner = build_runner(cfg)
-    runner.train()
+    with claim_work_dir(cfg, args.resume):
+        runner = build_runner(cfg)
+        runner.train()
 
 
 def main() -> None:
     from zeromamba_mm.models.utils import CheckpointMismatchError
-    from zeromamba_mm.utils import CheckpointLoadError
+    from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
     try:
         run()
-    except (CheckpointLoadError, CheckpointMismatchError) as err:
-        # A checkpoint that cannot be read or does not fit: the message
-        # names the file and the keys; the traceback adds nothing.
+    except (CheckpointLoadError, CheckpointMismatchError,
+            DiskFullError) as err:
+        # A checkpoint that cannot be read or does not fit, or a full disk:
+        # the message names the file, keys or folder; a traceback adds
+        # nothing.
         sys.stderr.write(f'error: {err}\n')
         raise SystemExit(1)
 

@@ -25,6 +25,7 @@ from zeromamba_mm.models.backbones.vmamba_checkpoint import (
     convert_official_vmamba, infer_vmamba_arch)
 from zeromamba_mm.models.utils import (is_mmpretrain_layout,
                                        load_checkpoint_file)
+from zeromamba_mm.utils import write_atomically
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -48,7 +49,10 @@ def convert_file(src: str, dst: str, force: bool = False) -> dict:
     """
     if osp.abspath(src) == osp.abspath(dst):
         raise ValueError(f'SRC and DST are the same file: {src}')
-    if osp.exists(dst) and not force:
+    if osp.isdir(dst):
+        raise ValueError(f'DST {dst} is a directory; give the output file '
+                         f'name, e.g. {osp.join(dst, "converted.pth")}')
+    if osp.lexists(dst) and not force:
         raise FileExistsError(
             f'{dst} already exists; pass --force to overwrite it.')
     official = load_checkpoint_file(src)
@@ -67,11 +71,12 @@ def convert_file(src: str, dst: str, force: bool = False) -> dict:
         num_classes=num_classes)
     out_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(out_dir, exist_ok=True)
-    # Write next to DST and rename, so an interrupted run leaves no
-    # half-written checkpoint under DST's name.
-    tmp = dst + '.tmp'
-    torch.save({'meta': meta, 'state_dict': state_dict}, tmp)
-    os.replace(tmp, dst)
+    # Through a temporary file and a rename (or a link without --force):
+    # an interrupted or failed run leaves no half-written file, and without
+    # --force no file is ever replaced.
+    converted = {'meta': meta, 'state_dict': state_dict}
+    write_atomically(
+        dst, lambda tmp: torch.save(converted, tmp), overwrite=force)
     return meta
 
 
@@ -79,8 +84,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         meta = convert_file(args.src, args.dst, force=args.force)
-    except (FileExistsError, FileNotFoundError, RuntimeError,
-            ValueError) as err:
+    except (OSError, RuntimeError, ValueError) as err:
+        # OSError: a missing SRC, an existing DST, a full disk.
         print(f'error: {err}', file=sys.stderr)
         return 1
     arch = meta['arch']

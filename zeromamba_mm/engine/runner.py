@@ -8,6 +8,7 @@ Importing :mod:`zeromamba_mm` changes nothing of MMEngine: every difference
 from :class:`mmengine.runner.Runner` lives in this subclass.
 """
 import datetime
+import itertools
 import os
 import os.path as osp
 import re
@@ -15,7 +16,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import is_distributed, master_only
+from mmengine.dist import broadcast_object_list, is_distributed, master_only
 from mmengine.fileio import get as fileio_get
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -24,11 +25,16 @@ from mmengine.runner.checkpoint import (_load_checkpoint_to_model,
 
 from zeromamba_mm.models.utils.checkpoint import strict_load_state_dict
 from zeromamba_mm.registry import RUNNERS
+from zeromamba_mm.utils.atomic_files import (remove_stale_temp_files,
+                                             write_atomically)
 from zeromamba_mm.utils.safe_load import (CheckpointLoadError,
                                           load_torch_bytes, load_torch_file)
 
 #: Default ``revise_keys`` of MMEngine: strip the DDP prefix.
 _REVISE_KEYS = [(r'^module.', '')]
+
+#: Numbers the runners of this process (see ``ZSLRunner._unique_timestamp``).
+_RUNNER_COUNT = itertools.count(1)
 
 
 def read_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:
@@ -70,6 +76,20 @@ def _revised_state_dict(checkpoint: Any, source: str,
     return revised
 
 
+def _require_training_state(checkpoint: Any, source: str) -> None:
+    """Refuse to resume from weights alone (no epoch, no optimizer)."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and 'epoch' in meta and 'iter' in meta:
+        return
+    raise CheckpointLoadError(
+        f'Cannot resume from {source}: it holds model weights only (no '
+        "'meta' with the epoch and iteration, as a checkpoint of "
+        'tools/train.py has), so there is no training state to continue. '
+        'Resume from a checkpoint of the interrupted run '
+        '(work_dirs/<config>/epoch_N.pth), or start a new run from these '
+        f'weights with --cfg-options load_from={source}.')
+
+
 @RUNNERS.register_module()
 class ZSLRunner(Runner):
     """MMEngine's runner with the checkpoint handling a careful user needs.
@@ -92,7 +112,15 @@ class ZSLRunner(Runner):
       preemptible job), instead of "resumed from ... None".
     * Checkpoints are written to a temporary file beside their final name
       and renamed (``os.replace``) once complete, so a crash while saving
-      never leaves a truncated file under a checkpoint's name.
+      never leaves a truncated file under a checkpoint's name; temporary
+      files of killed runs are cleaned up at the next save.
+    * A resumed run first re-runs a validation that the interrupted run
+      started and did not finish
+      (:class:`~zeromamba_mm.engine.hooks.OwedValidationHook`, registered
+      when the config does not list it).
+    * Every run gets its own timestamp (``YYYYmmdd_HHMMSS_<pid>-<n>``), and
+      so its own logger, message hub, visualizer and log folder, also when
+      two runs start in the same second.
     * Distributed runs (``launcher='pytorch'``) on machines without CUDA use
       a gloo process group and DDP without ``device_ids``.
     """
@@ -112,15 +140,24 @@ class ZSLRunner(Runner):
                 return None
             self.logger.info(
                 f'Resuming from the latest checkpoint {resume_from}.')
-            self.resume(resume_from)
+            self._resume_training_checkpoint(resume_from)
         elif self._resume:
-            self.resume(self._load_from)
+            self._resume_training_checkpoint(self._load_from)
         elif self._load_from is not None:
             self.load_checkpoint(
                 self._load_from, strict=bool(self.cfg.get('strict_load')))
         else:
             return None
         self._has_loaded = True
+
+    def _resume_training_checkpoint(self, filename: str) -> None:
+        """``self.resume(filename)``, refusing a file that holds no training
+        state (see :meth:`load_checkpoint`)."""
+        self._resuming = True
+        try:
+            self.resume(filename)
+        finally:
+            self._resuming = False
 
     def load_checkpoint(self,
                         filename: str,
@@ -145,6 +182,8 @@ class ZSLRunner(Runner):
         """
         revise_keys = _REVISE_KEYS if revise_keys is None else revise_keys
         checkpoint = read_checkpoint(filename, map_location)
+        if getattr(self, '_resuming', False):
+            _require_training_state(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
@@ -171,26 +210,54 @@ class ZSLRunner(Runner):
                         **kwargs) -> None:
         """Save like MMEngine, but atomically for local directories.
 
-        The checkpoint is written to ``.<filename>.tmp-<pid>`` in
-        ``out_dir``, flushed to disk and renamed to ``filename`` with
-        ``os.replace``: a crash at any moment leaves either the complete new
-        file or the previous state, never a truncated checkpoint. Remote
-        backends (``out_dir`` with ``://``) are written as MMEngine does.
+        The checkpoint is written with
+        :func:`~zeromamba_mm.utils.write_atomically` (``.<filename>.tmp-<pid>``
+        beside it, flushed, renamed): a crash at any moment leaves either the
+        complete new file or the previous state, never a truncated
+        checkpoint, and a full disk stops with the folder named and no
+        partial file. Temporary files of runs killed during a save are
+        removed first. Remote backends (``out_dir`` with ``://``) are
+        written as MMEngine does.
         """
         if '://' in str(out_dir):
-            return super().save_checkpoint(out_dir, filename, *args,
-                                           **kwargs)
-        tmp_name = f'.{filename}.tmp-{os.getpid()}'
-        tmp_path, final_path = osp.join(out_dir, tmp_name), osp.join(
-            out_dir, filename)
-        try:
-            super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
-            with open(tmp_path, 'rb') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp_path, final_path)
-        finally:
-            if osp.exists(tmp_path):
-                os.remove(tmp_path)
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        for path in remove_stale_temp_files(out_dir):
+            self.logger.info(f'Removed {path}, left by a run killed during '
+                             'a save.')
+
+        def write(tmp_path: str) -> None:
+            super(ZSLRunner, self).save_checkpoint(out_dir,
+                                                   osp.basename(tmp_path),
+                                                   *args, **kwargs)
+
+        write_atomically(osp.join(out_dir, filename), write)
+
+    # ------------------------------------------------- run identity ---
+    def _unique_timestamp(self) -> None:
+        """Append ``_<pid>-<n>`` (rank 0's) to MMEngine's timestamp.
+
+        MMEngine names the logger, message hub and visualizer instances
+        after the config name and the timestamp to the second, and the log
+        folder after the timestamp: two runs started in the same second (in
+        one process, or two processes into one work dir) would share them,
+        and the second would write to the first's closed log stream. The
+        process id and a per-process counter make each run's name its own;
+        all ranks use rank 0's, so they still share one log folder.
+        """
+        suffix = [f'{os.getpid()}-{next(_RUNNER_COUNT)}']
+        broadcast_object_list(suffix)
+        self._timestamp = f'{self._timestamp}_{suffix[0]}'
+
+    def register_hooks(self,
+                       default_hooks: Optional[dict] = None,
+                       custom_hooks: Optional[List] = None) -> None:
+        """Register like MMEngine, plus an ``OwedValidationHook`` unless the
+        config has one (a resumed run must not lose a validation)."""
+        super().register_hooks(default_hooks, custom_hooks)
+        from zeromamba_mm.engine.hooks import OwedValidationHook
+        if not any(
+                isinstance(hook, OwedValidationHook) for hook in self._hooks):
+            self.register_hook(OwedValidationHook())
 
     # ------------------------------------------------- CPU distributed ---
     def setup_env(self, env_cfg: dict) -> None:
@@ -213,6 +280,7 @@ class ZSLRunner(Runner):
                 world_size=int(os.environ['WORLD_SIZE']),
                 **dist_cfg)
         super().setup_env(env_cfg)
+        self._unique_timestamp()
 
     def wrap_model(self, model_wrapper_cfg: Optional[dict],
                    model: torch.nn.Module):

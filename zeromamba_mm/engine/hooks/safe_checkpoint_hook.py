@@ -1,6 +1,5 @@
 """MMEngine's ``CheckpointHook`` that never removes a good checkpoint first."""
 import contextlib
-import os
 import os.path as osp
 from typing import Iterator, List
 
@@ -8,21 +7,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from zeromamba_mm.registry import HOOKS
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
-
-    Args:
-        path (str): Destination.
-        text (str): Contents.
-    """
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from zeromamba_mm.utils.atomic_files import write_text_atomically
 
 
 class _DeferredRemovals:
