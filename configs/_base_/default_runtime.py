@@ -8,7 +8,10 @@ runner_type = 'zeromamba_mm.ZSLRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
+    # MMEngine's LoggerHook that also logs the progress of validation and
+    # test runs with fewer batches than `interval` (about eval_lines lines).
+    logger=dict(
+        type='zeromamba_mm.ProgressLoggerHook', interval=50, eval_lines=5),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Keep the latest checkpoint for --resume and the best one on the val
     # metric (paper protocol: GZSL H on the test sets). SafeCheckpointHook is

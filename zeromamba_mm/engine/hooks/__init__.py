@@ -1,9 +1,10 @@
 from .epoch_seed_hook import EpochSeedHook
+from .progress_logger_hook import ProgressLoggerHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 from .selected_gamma_hook import SelectedGammaHook
 from .zsl_semantics_hook import ZSLSemanticsHook
 
 __all__ = [
-    'EpochSeedHook', 'SafeCheckpointHook', 'SelectedGammaHook',
-    'ZSLSemanticsHook'
+    'EpochSeedHook', 'ProgressLoggerHook', 'SafeCheckpointHook',
+    'SelectedGammaHook', 'ZSLSemanticsHook'
 ]

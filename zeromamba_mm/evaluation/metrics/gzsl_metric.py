@@ -96,7 +96,10 @@ class GZSLMetric(BaseMetric):
         >>> test_evaluator = dict(type='zeromamba_mm.GZSLMetric',
         ...                       protocol='clean', gamma='selected')
     """
-    default_prefix: Optional[str] = None
+    # The metric names carry their group (gzsl/H, zsl/top1): no prefix by
+    # default. '' rather than None, which makes BaseMetric warn "The prefix
+    # is not set" on every run.
+    default_prefix: Optional[str] = ''
 
     def __init__(self,
                  gamma: Union[float, str, None] = None,
