@@ -2,9 +2,11 @@ from .epoch_seed_hook import EpochSeedHook
 from .progress_logger_hook import ProgressLoggerHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 from .selected_gamma_hook import SelectedGammaHook
+from .visualization_hooks import SeenUnseenCurveHook, ZSLVisualizationHook
 from .zsl_semantics_hook import ZSLSemanticsHook
 
 __all__ = [
     'EpochSeedHook', 'ProgressLoggerHook', 'SafeCheckpointHook',
-    'SelectedGammaHook', 'ZSLSemanticsHook'
+    'SelectedGammaHook', 'SeenUnseenCurveHook', 'ZSLSemanticsHook',
+    'ZSLVisualizationHook'
 ]
