@@ -15,12 +15,62 @@ from zeromamba_mm.registry import VISUALIZERS
 from .attention import draw_attribute_attention
 from .curves import draw_seen_unseen_curve, figure_to_array
 
-__all__ = ['ZSLVisualizer', 'draw_labelled_image']
+__all__ = ['ZSLVisualizer', 'draw_labelled_image', 'text_panel']
 
 #: Text colours: classes seen in training, unseen classes, other lines.
 SEEN_COLOUR, UNSEEN_COLOUR, PLAIN_COLOUR = '#1f4e9a', '#b34700', '#202020'
 NOTE_COLOUR = '#707070'
 UNSEEN_TAG = '[unseen]'
+
+
+def text_panel(lines: Sequence[Tuple[str, str]],
+               width: int,
+               font_size: float = 11,
+               dpi: int = 100):
+    """Lines of text on a white figure ``width`` pixels wide.
+
+    Lines too long for the width are wrapped (names without spaces are
+    broken); the layout is measured with matplotlib's renderer and redone
+    narrower until every line lies inside the figure, so no text is cut
+    off.
+
+    Args:
+        lines (Sequence[tuple[str, str]]): ``(text, colour)`` per line.
+        width (int): Width of the figure in pixels.
+        font_size (float): Font size in points. Defaults to 11.
+        dpi (int): Dots per inch. Defaults to 100.
+
+    Returns:
+        matplotlib.figure.Figure: The figure (Agg canvas), one
+        ``fig.texts`` entry per wrapped line.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    margin = 8
+    line_px = font_size * dpi / 72 * 1.45
+    # A first guess of the characters per line, corrected by measuring.
+    chars = max(8, int((width - 2 * margin) / (font_size * 0.62)))
+    while True:
+        wrapped = [(part, colour) for text, colour in lines
+                   for part in (textwrap.wrap(text, chars) or [''])]
+        height = int(np.ceil(len(wrapped) * line_px + 2 * margin))
+        fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        for k, (part, colour) in enumerate(wrapped):
+            fig.text(
+                margin / width,
+                1 - (margin + k * line_px) / height,
+                part,
+                color=colour,
+                fontsize=font_size,
+                va='top',
+                ha='left')
+        right = max([t.get_window_extent(renderer).x1
+                     for t in fig.texts] + [0])
+        if right <= width - 1 or chars <= 8:
+            return fig
+        chars = max(8, int(chars * (width - 2 * margin) / right) - 1)
 
 
 def draw_labelled_image(image: np.ndarray,
@@ -30,11 +80,9 @@ def draw_labelled_image(image: np.ndarray,
                         dpi: int = 100) -> np.ndarray:
     """An image with lines of text on a white panel below it.
 
-    The text is drawn at the picture's resolution after any scaling, so it
-    is sharp whatever the image size; lines too long for the panel are
-    wrapped (names without spaces are broken), and the layout is measured
-    with matplotlib's renderer and redone narrower until every line lies
-    inside the canvas, so no text is ever cut off.
+    The text is drawn at the picture's resolution after any scaling of the
+    image, so it is sharp whatever the image size, and never cut off (see
+    :func:`text_panel`).
 
     Args:
         image (np.ndarray): (H, W, 3) uint8 RGB image, shown at its size.
@@ -47,42 +95,15 @@ def draw_labelled_image(image: np.ndarray,
     Returns:
         np.ndarray: (H + panel, max(W, min_width), 3) uint8 RGB picture.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     image = np.ascontiguousarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
     canvas_width = max(width, int(min_width))
-    margin = 8
-    line_px = font_size * dpi / 72 * 1.45
-    # A first guess of the characters per line, corrected by measuring.
-    chars = max(8, int((canvas_width - 2 * margin) / (font_size * 0.62)))
-    while True:
-        wrapped = [(part, colour) for text, colour in lines
-                   for part in (textwrap.wrap(text, chars) or [''])]
-        panel = int(np.ceil(len(wrapped) * line_px + 2 * margin))
-        fig = Figure(figsize=(canvas_width / dpi, panel / dpi), dpi=dpi)
-        canvas = FigureCanvasAgg(fig)
-        texts = [
-            fig.text(
-                margin / canvas_width,
-                1 - (margin + k * line_px) / panel,
-                part,
-                color=colour,
-                fontsize=font_size,
-                va='top',
-                ha='left') for k, (part, colour) in enumerate(wrapped)
-        ]
-        renderer = canvas.get_renderer()
-        right = max([t.get_window_extent(renderer).x1 for t in texts] + [0])
-        if right <= canvas_width - 1 or chars <= 8:
-            break
-        chars = max(8, int(chars * (canvas_width - 2 * margin) / right) - 1)
-    text_panel = img_from_canvas(canvas)
+    panel = img_from_canvas(
+        text_panel(lines, canvas_width, font_size, dpi).canvas)
     picture = np.full((height, canvas_width, 3), 255, np.uint8)
     left = (canvas_width - width) // 2
     picture[:, left:left + width] = image
-    return np.ascontiguousarray(np.concatenate([picture, text_panel]))
+    return np.ascontiguousarray(np.concatenate([picture, panel]))
 
 
 @VISUALIZERS.register_module()
