@@ -95,10 +95,9 @@ def test_demo_training_is_quiet(tmp_path, demo_root):
     options = [
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
         f'model.head.word_vectors={demo_root}/attribute_w2v.npy'
-    ] + [f'{phase}_dataloader.dataset.data_root={demo_root}'
-         for phase in PHASES] + [
-             f'{phase}_dataloader.batch_size=8' for phase in ('val', 'test')
-         ]
+    ] + [
+        f'{phase}_dataloader.dataset.data_root={demo_root}' for phase in PHASES
+    ] + [f'{phase}_dataloader.batch_size=8' for phase in ('val', 'test')]
     output = train(
         osp.join(REPO, 'configs', 'zeromamba_demo.py'),
         str(tmp_path / 'work'),

@@ -120,9 +120,8 @@ def test_without_seen_classes_nothing_is_tagged():
 class FakeLoop:
 
     def __init__(self, num_samples, metrics=()):
-        self.dataloader = type('Loader', (), {
-            'dataset': list(range(num_samples))
-        })()
+        self.dataloader = type('Loader', (),
+                               {'dataset': list(range(num_samples))})()
         self.evaluator = type('Evaluator', (), {'metrics': list(metrics)})()
 
 
@@ -147,12 +146,14 @@ def run_validation(hook, runner, num_samples, batch_size=7):
         hook.after_val_iter(runner, batch_idx, batch, outputs)
 
 
-@pytest.mark.parametrize('num_samples,max_images,interval,expected', [
-    (384, 8, 1, 8),  # the demo validation: 8 pictures, not 384
-    (30, 4, 1, 4),  # every ceil(30 / 4) = 8th sample: 0, 8, 16, 24
-    (30, 4, 20, 2),  # a larger interval wins: samples 0 and 20
-    (10, None, 3, 4),  # no bound: every 3rd sample
-])
+@pytest.mark.parametrize(
+    'num_samples,max_images,interval,expected',
+    [
+        (384, 8, 1, 8),  # the demo validation: 8 pictures, not 384
+        (30, 4, 1, 4),  # every ceil(30 / 4) = 8th sample: 0, 8, 16, 24
+        (30, 4, 20, 2),  # a larger interval wins: samples 0 and 20
+        (10, None, 3, 4),  # no bound: every 3rd sample
+    ])
 def test_visualization_hook_bounds_the_pictures_per_run(
         num_samples, max_images, interval, expected):
     visualizer, backend = recording_visualizer(

@@ -228,9 +228,9 @@ class ZSLVisualizer(UniversalVisualizer):
             labels = np.asarray(data_sample.pred_label).ravel().tolist()
             scores = data_sample.get('pred_score')
             if len(labels) > 1:
-                lines.append((f'top-{len(labels)} predictions'
-                              f'{" (score)" if draw_score else ""}:',
-                              PLAIN_COLOUR))
+                lines.append(
+                    (f'top-{len(labels)} predictions'
+                     f'{" (score)" if draw_score else ""}:', PLAIN_COLOUR))
             for rank, label in enumerate(labels, start=1):
                 text, colour = self._label(int(label), classes, seen)
                 line = f'{rank}. {text}' if len(labels) > 1 else \
@@ -278,8 +278,8 @@ class ZSLVisualizer(UniversalVisualizer):
         Returns:
             np.ndarray: The picture (RGB).
         """
-        lines = self.prediction_lines(data_sample, classes, draw_gt,
-                                      draw_pred, draw_score)
+        lines = self.prediction_lines(data_sample, classes, draw_gt, draw_pred,
+                                      draw_score)
         drawn = draw_labelled_image(
             self._scaled(np.asarray(image), resize, rescale_factor),
             lines,

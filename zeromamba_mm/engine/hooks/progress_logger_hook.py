@@ -45,8 +45,8 @@ class ProgressLoggerHook(LoggerHook):
             int: ``min(interval, ceil(num_batches / eval_lines))``, at
             least 1.
         """
-        return max(1, min(self.interval,
-                          math.ceil(num_batches / self.eval_lines)))
+        return max(
+            1, min(self.interval, math.ceil(num_batches / self.eval_lines)))
 
     def _log_progress(self, runner, batch_idx: int, mode: str,
                       dataloader) -> None:

@@ -142,8 +142,9 @@ class ZSLVisualizationHook(Hook):
             image = display_image(data_batch['inputs'][sample_id - first])
             if self.channel_order == 'rgb':  # display_image assumes BGR
                 image = image[..., ::-1]
-            name = (osp.basename(sample.img_path)
-                    if 'img_path' in sample else str(sample_id))
+            name = (
+                osp.basename(sample.img_path)
+                if 'img_path' in sample else str(sample_id))
             out_file = None
             if self.out_dir is not None:
                 out_file = ZSLVisualizer.unique_file(self.out_dir,
@@ -191,15 +192,11 @@ class SeenUnseenCurveHook(Hook):
         """Ask the test metrics for their curve."""
         self._ask(runner.test_loop)
 
-    def after_val_epoch(self,
-                        runner,
-                        metrics: Optional[Dict] = None) -> None:
+    def after_val_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
         """Draw the validation curves."""
         self._send(runner, metrics, 'val', _step(runner))
 
-    def after_test_epoch(self,
-                         runner,
-                         metrics: Optional[Dict] = None) -> None:
+    def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
         """Draw the test curves."""
         self._send(runner, metrics, 'test', 0)
 
