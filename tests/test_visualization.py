@@ -307,8 +307,11 @@ def test_visualizer_draws_attention_with_attribute_names(
     plain = DataSample().set_pred_label(1).set_pred_score(torch.ones(5))
     picture = visualizer.visualize_cls(
         image, plain, out_file=str(tmp_path / 'b.png'))
-    assert picture.shape == image.shape and len(seen_names) == 2
-    assert decode_png(str(tmp_path / 'b.png')).shape == image.shape
+    # No attention panels: only the image (scaled up to 256) and the text
+    # panel below it (400 pixels wide).
+    assert picture.shape[1] == 400 and len(seen_names) == 2
+    assert picture.shape[0] > 256
+    assert decode_png(str(tmp_path / 'b.png')).shape == picture.shape
 
 
 # --------------------------------------------------------------- curves --

@@ -80,10 +80,12 @@ def set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def register_all() -> None:
-    """Register mmpretrain's and this plugin's modules."""
+    """Register this plugin's and mmpretrain's modules."""
+    # The plugin first: its import filters mmcv-lite's import-time warning,
+    # which must happen before mmpretrain imports mmcv.cnn.
+    import zeromamba_mm  # noqa: F401  (registers the plugin's modules)
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    import zeromamba_mm  # noqa: F401  (registers the plugin's modules)
 
 
 def build_runner(cfg: Config):

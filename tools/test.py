@@ -38,8 +38,9 @@ def parse_args() -> argparse.Namespace:
         'missing, unexpected and mis-shaped keys)')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images are saved (enables '
-        'default_hooks.visualization)')
+        help='save a readable picture per visualized test sample (image '
+        'scaled up, true and predicted classes below it, unseen classes '
+        'tagged) into this folder; enables default_hooks.visualization')
     parser.add_argument(
         '--interval',
         type=int,
@@ -76,12 +77,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             dict(type='DumpResults', out_file_path=args.out)
         ]
     if args.show_dir is not None:
-        # As mmpretrain's tools/test.py: the VisualizationHook paints the
+        # As mmpretrain's tools/test.py: the visualization hook (in this
+        # plugin's configs zeromamba_mm.ZSLVisualizationHook) paints the
         # test samples into show_dir.
         if 'visualization' not in cfg.get('default_hooks', {}):
             raise ValueError(
                 '--show-dir needs default_hooks.visualization '
-                "(dict(type='VisualizationHook')) in the config.")
+                "(dict(type='zeromamba_mm.ZSLVisualizationHook')) in the "
+                'config.')
         cfg.default_hooks.visualization.enable = True
         cfg.default_hooks.visualization.out_dir = args.show_dir
         cfg.default_hooks.visualization.interval = args.interval

@@ -100,28 +100,35 @@ def register_config_package() -> None:
     """Let mmengine resolve ``zeromamba_mm::PATH`` configs.
 
     mmengine 0.10 accepts ``PACKAGE::`` only for the packages listed in
-    ``mmengine.config.utils.MODULE2PACKAGE``; this adds the plugin there. It
-    also finds the package of an editable install (``pip install -e .``):
-    mmengine looks for ``<site-packages>/zeromamba_mm``, which a PEP 660
-    editable install does not create, so for this package only the path of
-    the imported package is used when that folder is missing.
+    ``mmengine.config.utils.MODULE2PACKAGE``; this adds the plugin there.
+    mmengine then asks ``is_installed`` and ``get_installed_path`` for the
+    package; both query ``pkg_resources`` (each call reloads it, and every
+    load warns "pkg_resources is deprecated" once per ``zeromamba_mm::``
+    base) and look for ``<site-packages>/zeromamba_mm``, which a PEP 660
+    editable install (``pip install -e .``) does not create. For this
+    package only, both are answered from the imported package itself; other
+    packages go to mmengine's functions unchanged.
     """
     from mmengine.config import config as config_module
     from mmengine.config import utils as config_utils
 
     config_utils.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
-    original = config_module.get_installed_path
-    if getattr(original, '_zeromamba_mm', False):
+    if getattr(config_module.get_installed_path, '_zeromamba_mm', False):
         return
+    installed_path = config_module.get_installed_path
+    installed = config_module.is_installed
+    package_dir = osp.dirname(osp.abspath(__file__))
 
     def get_installed_path(package: str) -> str:
-        path = original(package)
-        if package == PACKAGE and not osp.isdir(osp.join(path, '.mim')):
-            return osp.dirname(osp.abspath(__file__))
-        return path
+        return package_dir if package == PACKAGE else installed_path(package)
 
-    get_installed_path._zeromamba_mm = True
+    def is_installed(package: str) -> bool:
+        return package == PACKAGE or installed(package)
+
+    for function in (get_installed_path, is_installed):
+        function._zeromamba_mm = True
     config_module.get_installed_path = get_installed_path
+    config_module.is_installed = is_installed
 
 
 register_config_package()

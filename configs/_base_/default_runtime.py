@@ -8,7 +8,10 @@ runner_type = 'zeromamba_mm.ZSLRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
+    # MMEngine's LoggerHook that also logs the progress of validation and
+    # test runs with fewer batches than `interval` (about eval_lines lines).
+    logger=dict(
+        type='zeromamba_mm.ProgressLoggerHook', interval=50, eval_lines=5),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Keep the latest checkpoint for --resume and the best one on the val
     # metric (paper protocol: GZSL H on the test sets). SafeCheckpointHook is
@@ -21,7 +24,15 @@ default_hooks = dict(
         save_best='gzsl/H',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False),
+    # Predictions drawn readably (ZSLVisualizer: text below the scaled-up
+    # image, [unseen] tags): tools/test.py --show-dir enables it and writes
+    # every --interval-th test sample; enabled here, it sends at most
+    # max_images pictures per validation/test to the vis backends.
+    visualization=dict(
+        type='zeromamba_mm.ZSLVisualizationHook',
+        enable=False,
+        interval=1,
+        max_images=8),
 )
 
 # Hands class attributes and seen/unseen ids of each phase's dataset to the
@@ -34,6 +45,10 @@ custom_hooks = [
     dict(type='zeromamba_mm.ZSLSemanticsHook'),
     dict(type='zeromamba_mm.EpochSeedHook'),
     dict(type='zeromamba_mm.SelectedGammaHook'),
+    # The seen-unseen curve of every validation/test to the vis backends
+    # (work_dir/.../vis_image/val_gzsl_seen_unseen_curve_<epoch>.png,
+    # TensorBoard/W&B when configured below).
+    dict(type='zeromamba_mm.SeenUnseenCurveHook'),
 ]
 
 env_cfg = dict(
@@ -42,8 +57,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# Add dict(type='TensorboardVisBackend') or dict(type='WandbVisBackend') to
+# see the pictures and curves there.
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+visualizer = dict(type='zeromamba_mm.ZSLVisualizer', vis_backends=vis_backends)
 
 log_level = 'INFO'
 load_from = None

@@ -137,7 +137,5 @@ model = dict(
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)  # <-- CHANGE
 
 # mmengine builds what a `zeromamba_mm::` base defines in the zeromamba_mm
-# scope; the data preprocessor above and these two parts are mmpretrain's,
-# so they are named with their scope.
-default_hooks = dict(visualization=dict(type='mmpretrain.VisualizationHook'))
-visualizer = dict(type='mmpretrain.UniversalVisualizer')
+# scope; the data preprocessor above is mmpretrain's model part, so it is
+# named with its scope.

@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.device import get_device
 from mmengine.dist import broadcast_object_list, is_distributed, master_only
 from mmengine.fileio import get as fileio_get
 from mmengine.model import is_model_wrapper
@@ -281,6 +282,37 @@ class ZSLRunner(Runner):
                 **dist_cfg)
         super().setup_env(env_cfg)
         self._unique_timestamp()
+
+    def _log_env(self, env_cfg: dict) -> None:
+        """Log the environment as MMEngine does, with the device and the
+        distributed backend this runner really uses.
+
+        MMEngine prints the configured ``dist_cfg`` (``nccl`` in the
+        configs) and counts every process as a GPU, also on a CPU machine
+        where :meth:`setup_env` uses gloo and no GPU. Here ``dist_cfg``
+        shows the backend in force (that of the process group, else the one
+        a distributed run would use), ``device`` and ``world size`` are
+        added, and ``GPU number`` is 0 unless the device is CUDA.
+        """
+        env_cfg = dict(env_cfg)
+        configured = dict(env_cfg.get('dist_cfg') or {})
+        if is_distributed():
+            backend = torch_dist.get_backend()
+        elif torch.cuda.is_available():
+            backend = configured.get('backend', 'nccl')
+        else:
+            backend = 'gloo'
+        env_cfg['dist_cfg'] = dict(configured, backend=backend)
+        env_cfg['device'] = get_device()
+        env_cfg['world size'] = self._world_size
+        world_size = self._world_size
+        if env_cfg['device'] != 'cuda':
+            # MMEngine's banner prints the world size as "GPU number".
+            self._world_size = 0
+        try:
+            super()._log_env(env_cfg)
+        finally:
+            self._world_size = world_size
 
     def wrap_model(self, model_wrapper_cfg: Optional[dict],
                    model: torch.nn.Module):

@@ -21,7 +21,8 @@ from .attention import check_out_file
 
 __all__ = [
     'CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve',
-    'draw_seen_unseen_curve', 'save_seen_unseen_curve', 'figure_to_array'
+    'draw_seen_unseen_curve', 'save_seen_unseen_curve', 'figure_to_array',
+    'metric_curve_points'
 ]
 
 #: Keys a curve JSON of GZSLMetric must hold.
@@ -259,8 +260,8 @@ def draw_seen_unseen_curve(curve: Union[str, CurvePoints, object],
 
 def figure_to_array(fig) -> np.ndarray:
     """An Agg figure -> (H, W, 3) uint8 RGB array."""
-    fig.canvas.draw()
-    return np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+    from mmengine.visualization.utils import img_from_canvas
+    return np.ascontiguousarray(img_from_canvas(fig.canvas))
 
 
 def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
@@ -318,6 +319,36 @@ def _reserve(directory: str, stem: str, suffixes: Sequence[str]):
         k += 1
 
 
+def metric_curve_points(curve, operating_point: dict, best: dict,
+                        protocol: str, score_space: str) -> CurvePoints:
+    """The :class:`CurvePoints` (percent) of one GZSLMetric evaluation.
+
+    Args:
+        curve (SeenUnseenCurve): The curve (fractions).
+        operating_point (dict): ``gamma``, ``U``, ``S`` (fractions) in force.
+        best (dict): :func:`~zeromamba_mm.evaluation.best_gamma_on_curve`.
+        protocol (str): The metric's protocol.
+        score_space (str): The score space of γ.
+
+    Returns:
+        CurvePoints: With the operating and best-H points (percent).
+    """
+    points = CurvePoints.from_curve(curve)
+    u, s = operating_point['U'], operating_point['S']
+    points.operating_point = dict(
+        gamma=float(operating_point['gamma']),
+        U=100 * u,
+        S=100 * s,
+        H=100 * _harmonic(u, s))
+    points.best_gamma_point = dict(
+        gamma=float(best['gamma']),
+        U=100 * best['U'],
+        S=100 * best['S'],
+        H=100 * best['H'])
+    points.protocol, points.score_space = protocol, score_space
+    return points
+
+
 def save_seen_unseen_curve(directory: str, stem: str, curve,
                            operating_point: dict, best: dict, protocol: str,
                            score_space: str) -> Tuple[str, str]:
@@ -338,7 +369,8 @@ def save_seen_unseen_curve(directory: str, stem: str, curve,
     """
     os.makedirs(directory, exist_ok=True)
     png, js = _reserve(directory, stem, ('.png', '.json'))
-    u, s = operating_point['U'], operating_point['S']
+    points = metric_curve_points(curve, operating_point, best, protocol,
+                                 score_space)
 
     def finite(values):  # JSON has no inf: an unbounded end is null
         return [None if np.isinf(v) else float(v) for v in values]
@@ -347,20 +379,12 @@ def save_seen_unseen_curve(directory: str, stem: str, curve,
         protocol=protocol,
         score_space=score_space,
         ausuc=100 * curve.ausuc,
-        operating_point=dict(
-            gamma=float(operating_point['gamma']),
-            U=100 * u,
-            S=100 * s,
-            H=100 * _harmonic(u, s)),
-        best_gamma_point=dict(
-            gamma=best['gamma'],
-            U=100 * best['U'],
-            S=100 * best['S'],
-            H=100 * best['H']),
-        gamma_low=finite(curve.gamma_low),
-        gamma_high=finite(curve.gamma_high),
-        U=(100 * np.asarray(curve.unseen)).tolist(),
-        S=(100 * np.asarray(curve.seen)).tolist())
+        operating_point=points.operating_point,
+        best_gamma_point=points.best_gamma_point,
+        gamma_low=finite(points.gamma_low),
+        gamma_high=finite(points.gamma_high),
+        U=points.unseen.tolist(),
+        S=points.seen.tolist())
     with open(js, 'w', encoding='utf-8') as f:
         json.dump(record, f, indent=1, allow_nan=False)
     plot_seen_unseen_curve(js, png, overwrite=True)

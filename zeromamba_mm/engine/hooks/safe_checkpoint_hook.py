@@ -8,6 +8,12 @@ from mmengine.hooks import CheckpointHook
 
 from zeromamba_mm.registry import HOOKS
 from zeromamba_mm.utils.atomic_files import write_text_atomically
+from zeromamba_mm.utils.quiet_log import DropMessages
+
+#: MMEngine's notices about the FileClient that ``CheckpointHook`` and
+#: ``save_checkpoint`` build (unused) when ``file_client_args`` is None.
+_FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated',
+                        '"HardDiskBackend" is the alias')
 
 
 class _DeferredRemovals:
@@ -68,6 +74,24 @@ class SafeCheckpointHook(CheckpointHook):
                 self.file_backend.remove(path)
             elif self.file_backend.isdir(path):  # deepspeed checkpoints
                 self.file_backend.rmtree(path)
+
+    def before_train(self, runner) -> None:
+        """As ``CheckpointHook``; without ``file_client_args`` (the default),
+        MMEngine's deprecation notices of the ``FileClient`` it builds but
+        does not use are kept off the log during training: there is
+        nothing for the user to change."""
+        self._quiet = None
+        if self.file_client_args is None:
+            self._quiet = DropMessages(_FILE_CLIENT_NOTICES)
+            runner.logger.addFilter(self._quiet)
+        super().before_train(runner)
+
+    def after_train(self, runner) -> None:
+        """As ``CheckpointHook``, then let the notices through again."""
+        super().after_train(runner)
+        if getattr(self, '_quiet', None) is not None:
+            runner.logger.removeFilter(self._quiet)
+            self._quiet = None
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         # Same bookkeeping as MMEngine (keep_ckpt_ids, last_ckpt in the

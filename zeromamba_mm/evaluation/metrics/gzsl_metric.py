@@ -96,7 +96,10 @@ class GZSLMetric(BaseMetric):
         >>> test_evaluator = dict(type='zeromamba_mm.GZSLMetric',
         ...                       protocol='clean', gamma='selected')
     """
-    default_prefix: Optional[str] = None
+    # The metric names carry their group (gzsl/H, zsl/top1): no prefix by
+    # default. '' rather than None, which makes BaseMetric warn "The prefix
+    # is not set" on every run.
+    default_prefix: Optional[str] = ''
 
     def __init__(self,
                  gamma: Union[float, str, None] = None,
@@ -144,6 +147,12 @@ class GZSLMetric(BaseMetric):
         self.selected_gamma_source = ''
         self._expected_size: Optional[int] = None
         self._reported_empty: set = set()
+        #: Also return the curve of each evaluation under ``gzsl/curve``
+        #: (not a scalar: the SeenUnseenCurve, operating and best points,
+        #: protocol and score space). Set by
+        #: :class:`~zeromamba_mm.engine.SeenUnseenCurveHook`, which takes
+        #: the entry out of the metrics before they are logged and draws it.
+        self.return_curve = False
 
     def key(self, name: str) -> str:
         """The logged name of a metric, e.g. ``key('gzsl/H')``."""
@@ -258,6 +267,13 @@ class GZSLMetric(BaseMetric):
         metrics['gzsl/gamma'] = gamma
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics['gzsl/num_samples'] = int(target.size)
+        if self.return_curve and curve is not None:
+            metrics['gzsl/curve'] = dict(
+                curve=curve,
+                operating_point=dict(gamma=gamma, U=acc['U'], S=acc['S']),
+                best=best,
+                protocol=self.protocol,
+                score_space=self.score_space)
         self._log_protocol(gamma, source, best)
         if self.curve_dir is not None and curve is not None:
             self._save_curve(curve, gamma, acc, best)
