@@ -1,0 +1,267 @@
+"""FLOP counting (zeromamba_mm.analysis, tools/analysis_tools/get_flops.py).
+
+Each handle's count is checked against a hand derivation on small shapes;
+the tool runs on the plugin's model families and VMamba-S lands on the
+paper's figure.
+"""
+import importlib.util
+import math
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+from mmengine.analysis import FlopAnalyzer
+from torch import nn
+
+from zeromamba_mm.analysis import (add_flop_handles,
+                                   get_model_complexity_info,
+                                   selective_scan_flops, use_inference_path)
+from zeromamba_mm.models.utils.dct import DCTLevels
+from zeromamba_mm.ops import selective_scan, selective_scan_2d
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def count(model: nn.Module, *inputs) -> FlopAnalyzer:
+    analyzer = add_flop_handles(FlopAnalyzer(model.eval(), inputs))
+    return analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(
+        False)
+
+
+class Scans(nn.Module):
+    """``calls`` selective scans of (batch, channels, length) with state
+    size ``d_state``; parameters require grad, as in a real model."""
+
+    def __init__(self, channels, d_state, calls=1, skip=True, gate=False,
+                 groups=None, last_state=False):
+        super().__init__()
+        self.A = nn.Parameter(-torch.rand(channels, d_state) - 0.5)
+        self.D = nn.Parameter(torch.randn(channels)) if skip else None
+        self.bias = nn.Parameter(torch.randn(channels))
+        self.calls, self.gate = calls, gate
+        self.groups, self.last_state = groups, last_state
+
+    def forward(self, u, B, C):
+        y = u
+        for _ in range(self.calls):
+            out = selective_scan(
+                y,
+                u,
+                self.A,
+                B,
+                C,
+                D=self.D,
+                z=u if self.gate else None,
+                delta_bias=self.bias,
+                delta_softplus=True,
+                return_last_state=self.last_state,
+                backend='torch')
+            y = out[0] if self.last_state else out
+        return y
+
+
+def scan_inputs(batch, channels, length, d_state, groups=None):
+    torch.manual_seed(0)
+    shape = ((batch, d_state, length) if groups is None else
+             (batch, groups, d_state, length))
+    return (torch.randn(batch, channels, length), torch.randn(shape),
+            torch.randn(shape))
+
+
+def test_selective_scan_flops_formula():
+    # 9 BLDN, plus BDL for the skip and BDL for a fused gate.
+    assert selective_scan_flops(2, 5, 3, 4, with_skip=False) == 1080
+    assert selective_scan_flops(2, 5, 3, 4) == 1080 + 30
+    assert selective_scan_flops(2, 5, 3, 4, with_gate=True) == 1080 + 60
+
+
+@pytest.mark.parametrize('kwargs, extra', [
+    (dict(), 1),
+    (dict(skip=False), 0),
+    (dict(gate=True), 1),  # the gate is applied after the scan op
+    (dict(groups=2), 1),
+    (dict(last_state=True), 1),
+])
+def test_scan_handle_counts_one_call(kwargs, extra):
+    batch, channels, length, d_state = 2, 6, 7, 3
+    groups = kwargs.pop('groups', None)
+    model = Scans(channels, d_state, **kwargs)
+    analyzer = count(model, *scan_inputs(batch, channels, length, d_state,
+                                         groups))
+    expected = (9 * batch * length * channels * d_state +
+                extra * batch * channels * length)
+    assert analyzer.total() == expected
+    assert analyzer.by_operator() == {'selective_scan': expected}
+
+
+def test_trace_of_repeated_scans_is_one_node_each():
+    """Two scans with grad-requiring parameters traced with grad enabled:
+    this raised ``unordered_map::at`` (the second call reused the first
+    call's scratch buffers inside the traced Function). Each call is one
+    node now, and nothing inside the scan leaks into the graph."""
+    batch, channels, length, d_state = 1, 4, 40, 2
+    model = Scans(channels, d_state, calls=2)
+    inputs = scan_inputs(batch, channels, length, d_state)
+    with torch.enable_grad():
+        analyzer = count(model, *inputs)
+        assert analyzer.total() == 2 * selective_scan_flops(
+            batch, length, channels, d_state)
+    assert analyzer.unsupported_ops() == {}
+    with warnings.catch_warnings():  # shape checks, constant in a trace
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        graph, traced = torch.jit._get_trace_graph(model, inputs)
+    scans = [n for n in graph.nodes() if n.kind() == 'prim::PythonOp']
+    assert [n.pyname() for n in scans] == ['SelectiveScanTorchFn'] * 2
+    torch.testing.assert_close(traced, model(*inputs), rtol=0, atol=0)
+
+
+def test_matmul_handle_counts_broadcast_batches():
+    """MMEngine counts (H, H) @ (B, C, H, W) as H·H·W; it is B·C·H·H·W."""
+
+    class Products(nn.Module):
+
+        def forward(self, left, x, right, vec):
+            return (left @ x @ right).sum() + (vec @ right).sum()
+
+    b, c, h, w = 2, 3, 4, 5
+    analyzer = count(Products(), torch.randn(h, h), torch.randn(b, c, h, w),
+                     torch.randn(w, w), torch.randn(w))
+    assert analyzer.total() == b * c * h * w * h + b * c * h * w * w + w * w
+
+
+def test_dct_levels_count_their_matrix_products():
+    """DCT (``M_H x M_Wᵀ``) then the inverse DCT of each of K masked
+    coefficient planes: (1 + K)·B·C·H·W·(H + W); the masks' element-wise
+    products cost nothing in this convention."""
+    b, c, h, w, k = 2, 3, 8, 6, 4
+    analyzer = count(DCTLevels(num_levels=k), torch.randn(b, c, h, w))
+    assert analyzer.total() == (1 + k) * b * c * h * w * (h + w)
+
+
+@pytest.mark.parametrize('conv', [False, True])
+def test_2d_scan_counts_both_passes(conv):
+    """Per direction: a row pass (B·H sequences of W steps) and a column
+    pass (B·W of H), each with its projections (x_proj: E -> R + N,
+    dt_proj: R -> E, as einsums), an optional causal depthwise conv of
+    width k and a 1-D scan with skip."""
+    b, e, h, w, n, r, k = 2, 3, 4, 5, 2, 2, 3
+    corners = ('tl', 'tr', 'bl')
+    g = len(corners)
+    torch.manual_seed(0)
+
+    class Scan2D(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.p = nn.ParameterList([
+                nn.Parameter(torch.randn(*s)) for s in (
+                    (g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e),
+                    (g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e))
+            ])
+            self.convs = nn.ParameterList([
+                nn.Parameter(torch.randn(g, e, k)),
+                nn.Parameter(torch.randn(g, e, k))
+            ]) if conv else None
+
+        def forward(self, x):
+            p = list(self.p)
+            for i in (3, 8):
+                p[i] = -torch.exp(p[i])
+            extra = {}
+            if conv:
+                extra = dict(
+                    conv1_weight=self.convs[0], conv2_weight=self.convs[1])
+            return selective_scan_2d(
+                x, *p, corners=corners, backend='torch', **extra)
+
+    analyzer = count(Scan2D(), torch.randn(b, e, h, w))
+    tokens = b * h * w * g * e  # per pass: B'·L·(G·E) with B'·L = B·H·W
+    per_pass = tokens * ((r + n) + r + 9 * n + 1 + (k if conv else 0))
+    assert analyzer.total() == 2 * per_pass
+    ops = analyzer.by_operator()
+    assert ops['selective_scan'] == 2 * tokens * (9 * n + 1)
+
+
+def test_get_model_complexity_info_reports_scan_and_uncounted_ops():
+    model = Scans(4, 2)
+    info = get_model_complexity_info(
+        model, inputs=scan_inputs(1, 4, 8, 2), show_arch=False)
+    assert info['flops'] == selective_scan_flops(1, 8, 4, 2)
+    assert info['params'] == 4 * 2 + 4 + 4
+    assert info['activations'] == 4 * 8
+    assert 'selective_scan' in info['flops_by_operator']
+    assert info['uncounted_ops'] == {}
+    assert '| model' in info['out_table']
+    with pytest.raises(ValueError, match='exactly one of'):
+        get_model_complexity_info(model)
+
+
+def test_inference_path_needs_the_class_count():
+    from mmpretrain.models import ImageClassifier
+
+    import zeromamba_mm  # noqa: F401 (registers the heads)
+    model = ImageClassifier(
+        backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(3, )),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(
+            type='zeromamba_mm.LinearAttributeHead',
+            num_attributes=5,
+            in_channels=512))
+    with pytest.raises(ValueError, match='--num-classes'):
+        use_inference_path(model)
+    use_inference_path(model, num_classes=7)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 7)
+
+
+def load_get_flops():
+    spec = importlib.util.spec_from_file_location(
+        'tool_get_flops',
+        osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_VMAMBA = """_base_ = [{base!r}]
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1], dims=16,
+                            ssm_ratio=2.0, d_state=1, mlp_ratio=4.0)),
+    head=dict(in_channels=128))
+"""
+
+
+@pytest.mark.parametrize('config', [
+    None,  # a tiny VMamba ImageClassifier (the T config with a small arch)
+    'configs/zeromamba_demo.py',  # ZeroShotClassifier on VMamba
+    'configs/demo/zeromamba-head_v2m-vmamba_zsl_demo.py',  # scan='2d'
+    'configs/demo/zeromamba-head_globalmamba-vmamba_zsl_demo.py',  # 'dct'
+    'configs/demo/zeromamba-head_globalmamba-vim_zsl_demo.py',  # Vim, DCT
+])
+def test_get_flops_tool_counts_every_family(config, capsys, tmp_path):
+    if config is None:
+        config = tmp_path / 'tiny_vmamba.py'
+        config.write_text(
+            TINY_VMAMBA.format(base=osp.join(
+                REPO, 'configs/vmamba/vmamba-tiny_8xb128_in1k.py')))
+    info = load_get_flops().main(
+        [osp.join(REPO, config), '--shape', '64'])
+    assert math.isfinite(info['flops']) and info['flops'] > 0
+    assert info['flops_by_operator']['selective_scan'] > 0
+    out = capsys.readouterr().out
+    assert 'Input shape: (3, 64, 64)' in out
+    assert f'Flops: {info["flops_str"]}' in out
+
+
+def test_vmamba_small_matches_the_paper():
+    """VMamba-S at 224 (batch 1): 8.7 GFLOPs in the VMamba paper."""
+    from mmengine.config import Config
+    from mmpretrain import get_model
+
+    import zeromamba_mm  # noqa: F401
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/vmamba/vmamba-small_8xb128_in1k.py'))
+    model = use_inference_path(get_model(cfg))
+    with torch.no_grad():
+        flops = count(model, torch.randn(1, 3, 224, 224)).total()
+    assert abs(flops / 8.7e9 - 1) < 0.03
