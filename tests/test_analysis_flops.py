@@ -6,7 +6,10 @@ paper's figure.
 """
 import importlib.util
 import math
+import os
 import os.path as osp
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -34,13 +37,13 @@ class Scans(nn.Module):
     size ``d_state``; parameters require grad, as in a real model."""
 
     def __init__(self, channels, d_state, calls=1, skip=True, gate=False,
-                 groups=None, last_state=False):
+                 last_state=False, backend='torch'):
         super().__init__()
         self.A = nn.Parameter(-torch.rand(channels, d_state) - 0.5)
         self.D = nn.Parameter(torch.randn(channels)) if skip else None
         self.bias = nn.Parameter(torch.randn(channels))
         self.calls, self.gate = calls, gate
-        self.groups, self.last_state = groups, last_state
+        self.last_state, self.backend = last_state, backend
 
     def forward(self, u, B, C):
         y = u
@@ -56,7 +59,7 @@ class Scans(nn.Module):
                 delta_bias=self.bias,
                 delta_softplus=True,
                 return_last_state=self.last_state,
-                backend='torch')
+                backend=self.backend)
             y = out[0] if self.last_state else out
         return y
 
@@ -114,6 +117,36 @@ def test_trace_of_repeated_scans_is_one_node_each():
     scans = [n for n in graph.nodes() if n.kind() == 'prim::PythonOp']
     assert [n.pyname() for n in scans] == ['SelectiveScanTorchFn'] * 2
     torch.testing.assert_close(traced, model(*inputs), rtol=0, atol=0)
+
+
+TRITON_SCANS = """
+from test_analysis_flops import Scans, count, scan_inputs
+from zeromamba_mm.analysis import selective_scan_flops
+model = Scans(6, 3, calls=2, backend='triton')
+analyzer = count(model, *scan_inputs(2, 6, 7, 3))
+assert analyzer.total() == 2 * selective_scan_flops(2, 7, 6, 3), analyzer.total()
+assert analyzer.unsupported_ops() == {}, analyzer.unsupported_ops()
+print('counted', analyzer.total())
+"""
+
+
+def test_triton_scan_counts_in_interpreter():
+    """The Triton backend's Function gets the same handle (run with
+    TRITON_INTERPRET=1, which triton reads at import, in a fresh
+    interpreter)."""
+    env = dict(
+        os.environ,
+        TRITON_INTERPRET='1',
+        PYTHONPATH=os.pathsep.join(
+            [osp.dirname(__file__), REPO,
+             os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([sys.executable, '-c', TRITON_SCANS],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'counted 4704' in proc.stdout
 
 
 def test_matmul_handle_counts_broadcast_batches():
