@@ -17,8 +17,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
-from zeromamba_mm.analysis import (add_flop_handles,
-                                   get_model_complexity_info,
+from zeromamba_mm.analysis import (add_flop_handles, get_model_complexity_info,
                                    selective_scan_flops, use_inference_path)
 from zeromamba_mm.models.utils.dct import DCTLevels
 from zeromamba_mm.ops import selective_scan, selective_scan_2d
@@ -36,8 +35,14 @@ class Scans(nn.Module):
     """``calls`` selective scans of (batch, channels, length) with state
     size ``d_state``; parameters require grad, as in a real model."""
 
-    def __init__(self, channels, d_state, calls=1, skip=True, gate=False,
-                 last_state=False, backend='torch'):
+    def __init__(self,
+                 channels,
+                 d_state,
+                 calls=1,
+                 skip=True,
+                 gate=False,
+                 last_state=False,
+                 backend='torch'):
         super().__init__()
         self.A = nn.Parameter(-torch.rand(channels, d_state) - 0.5)
         self.D = nn.Parameter(torch.randn(channels)) if skip else None
@@ -68,8 +73,8 @@ def scan_inputs(batch, channels, length, d_state, groups=None):
     torch.manual_seed(0)
     shape = ((batch, d_state, length) if groups is None else
              (batch, groups, d_state, length))
-    return (torch.randn(batch, channels, length), torch.randn(shape),
-            torch.randn(shape))
+    return (torch.randn(batch, channels,
+                        length), torch.randn(shape), torch.randn(shape))
 
 
 def test_selective_scan_flops_formula():
@@ -79,19 +84,21 @@ def test_selective_scan_flops_formula():
     assert selective_scan_flops(2, 5, 3, 4, with_gate=True) == 1080 + 60
 
 
-@pytest.mark.parametrize('kwargs, extra', [
-    (dict(), 1),
-    (dict(skip=False), 0),
-    (dict(gate=True), 1),  # the gate is applied after the scan op
-    (dict(groups=2), 1),
-    (dict(last_state=True), 1),
-])
+@pytest.mark.parametrize(
+    'kwargs, extra',
+    [
+        (dict(), 1),
+        (dict(skip=False), 0),
+        (dict(gate=True), 1),  # the gate is applied after the scan op
+        (dict(groups=2), 1),
+        (dict(last_state=True), 1),
+    ])
 def test_scan_handle_counts_one_call(kwargs, extra):
     batch, channels, length, d_state = 2, 6, 7, 3
     groups = kwargs.pop('groups', None)
     model = Scans(channels, d_state, **kwargs)
-    analyzer = count(model, *scan_inputs(batch, channels, length, d_state,
-                                         groups))
+    analyzer = count(model,
+                     *scan_inputs(batch, channels, length, d_state, groups))
     expected = (9 * batch * length * channels * d_state +
                 extra * batch * channels * length)
     assert analyzer.total() == expected
@@ -188,9 +195,9 @@ def test_2d_scan_counts_both_passes(conv):
         def __init__(self):
             super().__init__()
             self.p = nn.ParameterList([
-                nn.Parameter(torch.randn(*s)) for s in (
-                    (g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e),
-                    (g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e))
+                nn.Parameter(torch.randn(*s))
+                for s in ((g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e),
+                          (g, r + n, e), (g, e, r), (g, e), (g, e, n), (g, e))
             ])
             self.convs = nn.ParameterList([
                 nn.Parameter(torch.randn(g, e, k)),
@@ -243,6 +250,8 @@ def test_inference_path_needs_the_class_count():
             in_channels=512))
     with pytest.raises(ValueError, match='--num-classes'):
         use_inference_path(model)
+    with pytest.raises(TypeError, match='no extract_feat and no head'):
+        use_inference_path(nn.Linear(2, 2))
     use_inference_path(model, num_classes=7)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 7)
 
@@ -264,21 +273,23 @@ model = dict(
 """
 
 
-@pytest.mark.parametrize('config', [
-    None,  # a tiny VMamba ImageClassifier (the T config with a small arch)
-    'configs/zeromamba_demo.py',  # ZeroShotClassifier on VMamba
-    'configs/demo/zeromamba-head_v2m-vmamba_zsl_demo.py',  # scan='2d'
-    'configs/demo/zeromamba-head_globalmamba-vmamba_zsl_demo.py',  # 'dct'
-    'configs/demo/zeromamba-head_globalmamba-vim_zsl_demo.py',  # Vim, DCT
-])
+@pytest.mark.parametrize(
+    'config',
+    [
+        None,  # a tiny VMamba ImageClassifier (the T config with a small arch)
+        'configs/zeromamba_demo.py',  # ZeroShotClassifier on VMamba
+        'configs/demo/zeromamba-head_v2m-vmamba_zsl_demo.py',  # scan='2d'
+        'configs/demo/zeromamba-head_globalmamba-vmamba_zsl_demo.py',  # 'dct'
+        'configs/demo/zeromamba-head_globalmamba-vim_zsl_demo.py',  # Vim, DCT
+    ])
 def test_get_flops_tool_counts_every_family(config, capsys, tmp_path):
     if config is None:
         config = tmp_path / 'tiny_vmamba.py'
         config.write_text(
-            TINY_VMAMBA.format(base=osp.join(
-                REPO, 'configs/vmamba/vmamba-tiny_8xb128_in1k.py')))
-    info = load_get_flops().main(
-        [osp.join(REPO, config), '--shape', '64'])
+            TINY_VMAMBA.format(
+                base=osp.join(REPO,
+                              'configs/vmamba/vmamba-tiny_8xb128_in1k.py')))
+    info = load_get_flops().main([osp.join(REPO, config), '--shape', '64'])
     assert math.isfinite(info['flops']) and info['flops'] > 0
     assert info['flops_by_operator']['selective_scan'] > 0
     out = capsys.readouterr().out

@@ -84,20 +84,20 @@ def use_inference_path(model: nn.Module,
         TypeError: If ``model`` has no ``extract_feat`` or no head.
         ValueError: If the classes to score are unknown.
     """
-    if not callable(getattr(model, 'extract_feat', None)) or \
-            getattr(model, 'head', None) is None:
+    missing = [
+        name for name in ('extract_feat', 'head')
+        if getattr(model, name, None) is None
+    ]
+    if missing:
         raise TypeError(
-            'FLOPs are counted on classifiers with `extract_feat` and a '
-            f'head (mmpretrain ImageClassifier, ZeroShotClassifier); '
-            f'{type(model).__name__} has no ' +
-            ('extract_feat' if not hasattr(model, 'extract_feat') else 'head')
-            + '.')
+            'FLOPs are counted on classifiers with `extract_feat` and a head '
+            '(mmpretrain ImageClassifier, zeromamba_mm.ZeroShotClassifier); '
+            f'{type(model).__name__} has no {" and no ".join(missing)}.')
     head = model.head
     if _needs_semantics(head):
         if num_classes is None:
             num_classes = getattr(
-                getattr(model, 'data_preprocessor', None), 'num_classes',
-                None)
+                getattr(model, 'data_preprocessor', None), 'num_classes', None)
         if not num_classes:
             raise ValueError(
                 f'{type(head).__name__} scores the classes of a class-'
