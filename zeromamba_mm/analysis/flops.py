@@ -11,9 +11,9 @@ operators need:
   convention, ``9·B·L·D·N`` per scan of B sequences of L steps with D
   channels and state size N, plus ``B·D·L`` for the skip term ``D·u`` when
   the scan has one (as VMamba's own count, which always has it). The gate
-  ``y·silu(z)`` is applied after the scan op, as an element-wise product,
-  which MMEngine counts nowhere else either (VMamba's count adds ``B·D·L``
-  for it only when a kernel fuses it; 1/145 of a scan at N = 16). Reported
+  ``y·silu(z)`` (Vim, V2M) is applied after the scan op, as an
+  element-wise product, and like every element-wise op is not counted (it
+  would add ``B·D·L``, 1/145 of a scan with skip at N = 16). Reported
   as the operator ``selective_scan``.
 - **2-D selective scan** (:func:`zeromamba_mm.ops.selective_scan_2d`,
   V2M): counted as what it runs. It is no single op but, per direction, a

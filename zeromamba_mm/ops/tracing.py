@@ -4,13 +4,14 @@ The FLOP counters of MMEngine (``mmengine.analysis``) and fvcore trace the
 model and count each node of the graph. An autograd Function becomes one
 ``prim::PythonOp`` node named after the Function, and that node is what a
 counting handle sees (:mod:`zeromamba_mm.analysis`). The tracer also
-records every operation run *inside* the Function's ``forward`` and copies
-them into a subgraph of the node (for ONNX export); that copy fails with
+records the operations run *inside* the Function's ``forward`` and moves
+them into a subgraph of the node (for ONNX export). That move fails with
 ``RuntimeError: unordered_map::at`` when ``forward`` uses a tensor created
 in an earlier call, as the chunked scan's scratch buffers (kept across
-calls on CPU) are. The inner operations would also stay in the graph beside
-the node, to be counted a second time, and make the trace of a backbone
-thousands of nodes longer.
+calls on CPU) are; and it leaves operations in the graph beside the node
+when ``forward`` updates unbound slices in place, as the chunked scan does
+(hundreds of nodes per scan; a matrix product among them would be counted
+a second time).
 
 :func:`opaque_to_tracer` runs ``forward`` with the tracer paused, so the
 graph holds the node with its inputs and outputs only. During ONNX export,
