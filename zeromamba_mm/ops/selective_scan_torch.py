@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .scan_common import LOG2E, compute_dtype, softplus_
+from .tracing import opaque_to_tracer
 
 # Elements (rows x steps) per block on CPU: the dozen float32 buffers of a
 # block (2 MB each) stay in a 32 MB last-level cache, and each step of the
@@ -570,6 +571,7 @@ class SelectiveScanTorchFn(torch.autograd.Function):
     :func:`selective_scan_torch`). B and C are (batch, G, N, L)."""
 
     @staticmethod
+    @opaque_to_tracer
     def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,
                 return_last_state, out_dtype):
         with torch.autocast(u.device.type, enabled=False):

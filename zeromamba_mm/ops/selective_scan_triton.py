@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .scan_common import compute_dtype
+from .tracing import opaque_to_tracer
 
 try:
     import triton
@@ -438,6 +439,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
     """Autograd wrapper of the Triton kernels (z-free)."""
 
     @staticmethod
+    @opaque_to_tracer
     def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,
                 return_last_state, out_dtype):
         save = any(ctx.needs_input_grad)
