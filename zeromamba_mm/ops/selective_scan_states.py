@@ -29,7 +29,7 @@ inputs and recomputes the states in the backward (the adjoint recurrence
 is derived in :func:`zeromamba_mm.ops.selective_scan_torch._backward`;
 the same equations are evaluated here in the time-major layout).
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -37,22 +37,11 @@ from torch import Tensor
 from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
 from .scan_common import LOG2E, compute_dtype, softplus_
 
-# Elements (rows x steps x N) per block on CPU: the four state-sized
-# float32 buffers of a block (decay, states, adjoint, q) stay in cache.
-STATE_BLOCK_ELEMS = 1 << 19
-
-
-def _time_major(x: Tensor, T: int, nc: int) -> Tensor:
-    """(..., T * nc) -> contiguous (T, nc, ...)."""
-    lead = x.dim() - 1
-    return x.unflatten(-1, (nc, T)).permute(lead + 1, lead,
-                                            *range(lead)).contiguous()
-
-
-def _from_time_major(x: Tensor) -> Tensor:
-    """(T, nc, ...) -> (..., T * nc) view (inverse of :func:`_time_major`)."""
-    rest = x.dim() - 2
-    return x.permute(*range(2, 2 + rest), 1, 0).flatten(-2)
+# Elements (rows x steps x N) per block on CPU: the three or four
+# state-sized float32 buffers of a block (decay, states, adjoint, terms)
+# stay in a 32 MB last-level cache, and each block is wide enough that the
+# Python overhead of its ~50 ops is small. Other devices: one block.
+STATE_BLOCK_ELEMS = 1 << 20
 
 
 def _carry_(total: Tensor, end: Tensor, reverse: bool = False) -> Tensor:
@@ -115,203 +104,202 @@ def _scan_reverse_(a: Tensor, lam: Tensor, alpha: Tensor) -> None:
         lam[t].addcmul_(a[t + 1], lam[t + 1])
 
 
-class _Block:
-    """One block's small tensors in the time-major layout.
+class _Problem:
+    """The whole call's per-step tensors in the time-major layout.
 
-    ``dt``, ``u``: (T, nc, nb, ng, nd); ``B``, ``C``: (T, nc, nb, ng, N);
-    ``A2`` = ``A * log2(e)``, (ng, nd, N); ``decay`` = ``exp(dt A)``,
-    (T, nc, nb, ng, nd, N).
+    These are small (no state dim): ``dt``, ``u`` (and ``g``, the output
+    gradient, in the backward) are (T, nc, batch, G, D/G); ``B``, ``C`` are
+    (T, nc, batch, G, N), zero beyond step L - 1 (``dt = 0``: decay 1,
+    input 0, so the padded steps change nothing before them). ``A3`` is
+    ``A`` as (G, N, D/G) and ``A2 = A3 * log2(e)`` (for ``exp2``).
+    Blocks are (batch, group, channel) slices of these.
     """
 
-    def __init__(self, ws: ScanWorkspace, T: int, nc: int, dt: Tensor,
-                 u: Tensor, A2: Tensor, B: Tensor, C: Tensor):
-        self.T, self.nc = T, nc
-        self.dt, self.u = _time_major(dt, T, nc), _time_major(u, T, nc)
-        self.B, self.C = _time_major(B, T, nc), _time_major(C, T, nc)
-        self.A2 = A2
-        self.shape = self.dt.shape + A2.shape[-1:]
-        decay = torch.mul(
-            self.dt.unsqueeze(-1), A2, out=ws.take('decay', self.shape))
-        self.decay = decay.exp2_()
+    def __init__(self, u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
+                 C: Tensor, bias: Optional[Tensor], softplus: bool,
+                 want_grad: bool):
+        batch, channels, self.length = u.shape
+        groups, N = B.shape[1], A.shape[1]
+        self.rows = (batch, groups, channels // groups)
+        self.T, self.nc = chunk_shape(self.length)
+        self.ct = ct = compute_dtype(u, delta, B, C)
+        x = delta.to(ct)
+        x = x + bias.to(ct)[:, None] if bias is not None else x.clone()
+        # softplus' = sigmoid, taken before x is overwritten.
+        self.softplus_grad = (
+            torch.sigmoid(x) if softplus and want_grad else None)
+        if softplus:
+            softplus_(x)
+        self.dt, self.u = self.time_major(x), self.time_major(u)
+        self.B, self.C = self.time_major(B), self.time_major(C)
+        self.A3 = A.to(ct).view(self.rows[1:] + (N, )).transpose(
+            1, 2).contiguous()
+        self.A2 = self.A3 * LOG2E
+        budget = STATE_BLOCK_ELEMS // N if u.device.type == 'cpu' else None
+        self.blocks: List[Tuple[slice, slice, slice]] = list(
+            scan_blocks(*self.rows, self.T * self.nc, budget))
 
-    def chunk_decay(self, steps: slice, shift_next: bool = False) -> Tensor:
-        """``exp(A * sum_{t in steps} dt_t)`` per chunk, (nc, ..., N); with
-        ``shift_next``, plus step 0 of the next chunk (the last chunk's
-        value is then meaningless)."""
-        log_sum = self.dt[steps].sum(0)
-        if shift_next:
-            log_sum[:-1] += self.dt[0, 1:]
-        return (log_sum.unsqueeze(-1) * self.A2).exp2_()
+    def time_major(self, x: Tensor) -> Tensor:
+        """(batch, D, L) or (batch, G, N, L) -> zero-padded contiguous
+        (T, nc, batch, G, D/G or N) in the compute dtype."""
+        if x.dim() == 3:
+            x = x.view(self.rows + (self.length, ))
+        T, nc, length = self.T, self.nc, self.length
+        out = x.new_zeros((T, nc) + x.shape[:-1], dtype=self.ct)
+        steps, by_chunk = x.movedim(-1, 0), out.transpose(0, 1)
+        full = length // T
+        if full:
+            by_chunk[:full].copy_(steps[:full * T].unflatten(0, (full, T)))
+        if length > full * T:
+            by_chunk[full, :length - full * T].copy_(steps[full * T:])
+        return out
 
-    def states(self, ws: ScanWorkspace) -> Tensor:
-        """Role ``'state'``: ``h_t`` (T, nc, nb, ng, nd, N)."""
-        h = torch.mul((self.dt * self.u).unsqueeze(-1),
-                      self.B.unsqueeze(-2),
-                      out=ws.take('state', self.shape))
-        _scan_(self.decay, h, self.chunk_decay(slice(None)))
-        return h
+    def from_time_major(self, x: Tensor) -> Tensor:
+        """(T, nc, ...) -> (..., L) view (inverse of :meth:`time_major`)."""
+        return x.movedim(1, -1).movedim(0, -1).flatten(-2)[..., :self.length]
 
+    def block(self, ws: ScanWorkspace, bs: slice, gs: slice,
+              ds: slice) -> Tuple[Tensor, ...]:
+        """Views of a block's ``dt``, ``u``, ``B``, ``C``, ``A2`` and its
+        decays ``exp(dt A)`` (role ``'decay'``, (T, nc, nb, ng, N, nd))."""
+        dt, u = self.dt[:, :, bs, gs, ds], self.u[:, :, bs, gs, ds]
+        B, C, A2 = self.B[:, :, bs, gs], self.C[:, :, bs, gs], self.A2[gs, :,
+                                                                         ds]
+        shape = dt.shape[:-1] + A2.shape[-2:]
+        decay = torch.mul(dt.unsqueeze(-2), A2, out=ws.take('decay', shape))
+        return dt, u, B, C, A2, decay.exp2_()
 
-def _prepare(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
-             bias: Optional[Tensor]):
-    """Shapes, padded (batch, G, D/G, L) views and the compute dtype."""
-    batch, channels, length = u.shape
-    groups, N = B.shape[1], A.shape[1]
-    T, nc = chunk_shape(length)
-    pad = T * nc - length
-
-    def rows(x):
-        x = torch.nn.functional.pad(x, (0, pad)) if pad else x
-        return x.view(batch, groups, channels // groups, -1)
-
-    ct = compute_dtype(u, delta, B, C)
-    Bp = torch.nn.functional.pad(B, (0, pad)) if pad else B
-    Cp = torch.nn.functional.pad(C, (0, pad)) if pad else C
-    A3 = A.to(ct).view(groups, channels // groups, N)
-    bias2 = None if bias is None else bias.to(ct).view(groups, -1)
-    budget = STATE_BLOCK_ELEMS // N if u.device.type == 'cpu' else None
-    blocks = scan_blocks(batch, groups, channels // groups, T * nc, budget)
-    return (T, nc, ct, rows(u), rows(delta), Bp, Cp, A3, bias2, list(blocks))
-
-
-def _step_sizes(ws: ScanWorkspace, delta: Tensor, bias: Optional[Tensor],
-                softplus: bool, ct: torch.dtype,
-                want_grad: bool) -> Tuple[Tensor, Optional[Tensor]]:
-    """``dt = softplus(delta + bias)`` of a block and, with ``want_grad``
-    and softplus, its derivative ``sigmoid(delta + bias)``."""
-    dt = delta.to(ct)
-    dt = dt + bias[..., None] if bias is not None else dt.clone()
-    grad = torch.sigmoid(dt) if softplus and want_grad else None
-    if softplus:
-        softplus_(dt, ws.take)
-        ws.release('softplus_exp', 'softplus_w', 'softplus_fix')
-    return dt, grad
+    @property
+    def last_index(self) -> Tuple[int, int]:
+        """(t, c) of step L - 1 in the time-major layout."""
+        return (self.length - 1) % self.T, (self.length - 1) // self.T
 
 
-def _forward(u, delta, A, B, C, D, bias, softplus, out_dtype, want_last):
+def _chunk_decay(dt: Tensor,
+                 A2: Tensor,
+                 steps: slice = slice(None),
+                 shift_next: bool = False) -> Tensor:
+    """``exp(A * sum_{t in steps} dt_t)`` per chunk, (nc, ..., N, nd): a
+    segment sum of log-decays (<= 0). With ``shift_next``, step 0 of the
+    next chunk is included too (the last chunk's value is then unused)."""
+    log_sum = dt[steps].sum(0)
+    if shift_next:
+        log_sum[:-1] += dt[0, 1:]
+    return (log_sum.unsqueeze(-2) * A2).exp2_()
+
+
+def _states(ws: ScanWorkspace, dt: Tensor, u: Tensor, B: Tensor, A2: Tensor,
+            decay: Tensor) -> Tensor:
+    """Role ``'state'``: ``h_t`` (T, nc, nb, ng, N, nd), from the scan
+    inputs ``dt_t u_t B_t``."""
+    h = torch.mul((dt * u).unsqueeze(-2),
+                  B.unsqueeze(-1),
+                  out=ws.take('state', decay.shape))
+    _scan_(decay, h, _chunk_decay(dt, A2))
+    return h
+
+
+def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+             D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
+             out_dtype: torch.dtype,
+             want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
     """``y_t = C_t . h_t + D u_t`` block by block (no gate)."""
-    batch, channels, length = u.shape
-    T, nc, ct, u4, d4, Bp, Cp, A3, bias2, blocks = _prepare(
-        u, delta, A, B, C, bias)
-    ws = ScanWorkspace.get(u.device, ct)
-    A2 = A3 * LOG2E
-    y4 = u.new_empty(u4.shape, dtype=out_dtype)
+    p = _Problem(u, delta, A, B, C, bias, softplus, False)
+    ws = ScanWorkspace.get(u.device, p.ct)
+    y = p.dt.new_empty(p.dt.shape)
     last = (
-        u.new_empty(u4.shape[:3] + A3.shape[-1:], dtype=ct)
+        u.new_empty(p.rows + p.A3.shape[1:2], dtype=p.ct)
         if want_last else None)
-    tl, cl = (length - 1) % T, (length - 1) // T
-    for bs, gs, ds in blocks:
+    tl, cl = p.last_index
+    for bs, gs, ds in p.blocks:
         with ws.scope():
-            ub = u4[bs, gs, ds].to(ct)
-            dt, _ = _step_sizes(ws, d4[bs, gs, ds],
-                                None if bias2 is None else bias2[gs, ds],
-                                softplus, ct, False)
-            blk = _Block(ws, T, nc, dt, ub, A2[gs, ds], Bp[bs, gs].to(ct),
-                         Cp[bs, gs].to(ct))
-            h = blk.states(ws)
+            dt, ub, Bb, Cb, A2, decay = p.block(ws, bs, gs, ds)
+            h = _states(ws, dt, ub, Bb, A2, decay)
             if last is not None:
-                last[bs, gs, ds] = h[tl, cl]
-            yb = _from_time_major(
-                torch.matmul(h, blk.C.unsqueeze(-1)).squeeze(-1))
-            if D is not None:
-                yb = yb + ub * D.to(ct).view(A3.shape[:2])[gs, ds, None]
-            y4[bs, gs, ds] = yb
-    y = y4.view(batch, channels, -1)
-    if T * nc != length:
-        y = y[..., :length].contiguous()
+                last[bs, gs, ds] = h[tl, cl].transpose(-1, -2)
+            # C_t . h_t: (1 x N) @ (N x nd) per step.
+            y[:, :, bs, gs, ds] = torch.matmul(Cb.unsqueeze(-2),
+                                               h).squeeze(-2)
+    y = p.from_time_major(y).reshape(u.shape)
+    if D is not None:
+        y = y.addcmul_(u.to(p.ct), D.to(p.ct)[:, None])
     if last is not None:
-        last = last.view(batch, channels, -1)
-    return y, last
+        last = last.view(u.shape[:2] + last.shape[-1:])
+    return y.to(out_dtype), last
 
 
-def _backward(u, delta, A, B, C, D, bias, softplus, gy, glast, needs):
-    """Gradients of the z-free scan (see the equations in
+def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+              D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
+              gy: Tensor, glast: Optional[Tensor],
+              needs: Tuple[bool, ...]) -> Tuple[Optional[Tensor], ...]:
+    """Gradients of the z-free scan (the equations are derived in
     :func:`zeromamba_mm.ops.selective_scan_torch._backward`); ``needs``
-    says which of (u, delta, A, B, C, D, delta_bias) are wanted."""
-    batch, channels, length = u.shape
-    T, nc, ct, u4, d4, Bp, Cp, A3, bias2, blocks = _prepare(
-        u, delta, A, B, C, bias)
-    ws = ScanWorkspace.get(u.device, ct)
-    A2 = A3 * LOG2E
-    pad = T * nc - length
-    g4 = torch.nn.functional.pad(gy, (0, pad)) if pad else gy
-    g4 = g4.view(u4.shape)
-    glast4 = None if glast is None else glast.view(u4.shape[:3] + (-1, ))
-    D2 = None if D is None else D.to(ct).view(A3.shape[:2])
-    du = u.new_empty(u4.shape, dtype=ct)
-    ddelta = u.new_empty(u4.shape, dtype=ct)
-    dB = torch.zeros(Bp.shape, dtype=ct, device=u.device)
-    dC = torch.zeros(Cp.shape, dtype=ct, device=u.device)
-    dA = torch.zeros_like(A3)
-    dD = torch.zeros(A3.shape[:2], dtype=ct, device=u.device)
-    tl, cl = (length - 1) % T, (length - 1) // T
-    for bs, gs, ds in blocks:
+    says which of (u, delta, A, B, C, D, delta_bias) are wanted: the
+    contractions for unwanted B/C/A gradients are skipped."""
+    p = _Problem(u, delta, A, B, C, bias, softplus, True)
+    ws = ScanWorkspace.get(u.device, p.ct)
+    g = p.time_major(gy)
+    glast4 = None if glast is None else glast.view(p.rows + (-1, ))
+    ds_terms, ddt_terms = p.dt.new_empty(p.dt.shape), p.dt.new_empty(
+        p.dt.shape)
+    dB = torch.zeros_like(p.B) if needs[3] else None
+    dC = torch.zeros_like(p.C) if needs[4] else None
+    dA = torch.zeros_like(p.A3)
+    tl, cl = p.last_index
+    T = p.T
+    for bs, gs, ds in p.blocks:
         with ws.scope():
-            ub = u4[bs, gs, ds].to(ct)
-            gb = g4[bs, gs, ds].to(ct)
-            dt, sp_grad = _step_sizes(ws, d4[bs, gs, ds],
-                                      None if bias2 is None else bias2[gs,
-                                                                       ds],
-                                      softplus, ct, True)
-            blk = _Block(ws, T, nc, dt, ub, A2[gs, ds], Bp[bs, gs].to(ct),
-                         Cp[bs, gs].to(ct))
-            h = blk.states(ws)
-            gT = _time_major(gb, T, nc)
-            # lam: source C_t g_t (+ glast at step L-1), scanned backwards.
+            dt, ub, Bb, Cb, A2, decay = p.block(ws, bs, gs, ds)
+            h = _states(ws, dt, ub, Bb, A2, decay)
+            gb = g[:, :, bs, gs, ds]
+            # lam: source C_t g_t (+ glast at step L - 1), scanned back.
             lam = torch.mul(
-                gT.unsqueeze(-1),
-                blk.C.unsqueeze(-2),
-                out=ws.take('adjoint', blk.shape))
+                gb.unsqueeze(-2),
+                Cb.unsqueeze(-1),
+                out=ws.take('adjoint', decay.shape))
             if glast4 is not None:
-                lam[tl, cl] += glast4[bs, gs, ds]
-            _scan_reverse_(blk.decay, lam,
-                           blk.chunk_decay(slice(1, None), shift_next=True))
-            # dC_t = sum_d g_t h_t, dB_t = sum_d lam_t dt_t u_t: batched
-            # (1 x nd) @ (nd x N) products per step.
-            if needs[4]:
-                dC[bs, gs] += _from_time_major(
-                    torch.matmul(gT.unsqueeze(-2), h).squeeze(-2))
-            x = blk.dt * blk.u
-            if needs[3]:
-                dB[bs, gs] += _from_time_major(
-                    torch.matmul(x.unsqueeze(-2), lam).squeeze(-2))
-            # s_t = sum_n lam_t B_t.
-            s = torch.matmul(lam, blk.B.unsqueeze(-1)).squeeze(-1)
-            # q_t = a_t h_{t-1} (q_0 = 0), in place over the decay.
-            q = blk.decay
+                lam[tl, cl] += glast4[bs, gs, ds].transpose(-1, -2)
+            _scan_reverse_(decay, lam,
+                           _chunk_decay(dt, A2, slice(1, None), True))
+            # dC_t = sum_d g_t h_t and dB_t = sum_d lam_t dt_t u_t:
+            # (N x nd) @ (nd x 1) per step; s_t = sum_n lam_t B_t.
+            if dC is not None:
+                dC[:, :, bs, gs] += torch.matmul(h,
+                                                 gb.unsqueeze(-1)).squeeze(-1)
+            if dB is not None:
+                dB[:, :, bs, gs] += torch.matmul(
+                    lam, (dt * ub).unsqueeze(-1)).squeeze(-1)
+            s = torch.matmul(Bb.unsqueeze(-2), lam).squeeze(-2)
+            # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
+            # over the decay, which is not needed after it.
+            q = decay
             q[1:].mul_(h[:-1])
             q[0, 1:].mul_(h[T - 1, :-1])
             q[0, 0] = 0
             lam_q = q.mul_(lam)
+            ws.release('state', 'adjoint')
             if needs[2]:
-                dA[gs, ds] += torch.mul(
-                    lam_q, blk.dt.unsqueeze(-1),
-                    out=ws.take('dA_terms', blk.shape)).sum((0, 1, 2))
-            ddt = lam_q.mul_(A3[gs, ds]).sum(-1)  # sum_n A lam q
-            ddt.addcmul_(blk.u, s)
-            dub = s.mul_(blk.dt)
-            if D2 is not None:
-                dub = _from_time_major(dub) + gb * D2[gs, ds, None]
-                if needs[5]:
-                    dD[gs, ds] += (gb * ub).sum((0, -1))
-            else:
-                dub = _from_time_major(dub)
-            du[bs, gs, ds] = dub
-            ddt = _from_time_major(ddt)
-            if sp_grad is not None:
-                ddt = ddt * sp_grad
-            ddelta[bs, gs, ds] = ddt
-    du, ddelta = (x.view(batch, channels, -1) for x in (du, ddelta))
-    dbias = None
-    if bias is not None:
-        dbias = ddelta[..., :length].sum((0, -1)).to(bias.dtype)
-    if pad:
-        du, ddelta = (x[..., :length].contiguous() for x in (du, ddelta))
-        dB, dC = dB[..., :length], dC[..., :length]
-    dD = None if D is None else dD.view(D.shape).to(D.dtype)
-    return (du.to(u.dtype), ddelta.to(delta.dtype),
-            dA.view(A.shape).to(A.dtype), dB.to(B.dtype), dC.to(C.dtype), dD,
-            dbias)
+                dA[gs, :, ds] += torch.mul(
+                    lam_q,
+                    dt.unsqueeze(-2),
+                    out=ws.take('dA_terms', decay.shape)).sum((0, 1, 2))
+            ddt = lam_q.mul_(p.A3[gs, :, ds]).sum(-2)  # sum_n A lam q
+            ddt_terms[:, :, bs, gs, ds] = ddt.addcmul_(ub, s)
+            ds_terms[:, :, bs, gs, ds] = s
+    ct, shape = p.ct, u.shape
+    gy = gy.to(ct)
+    du = p.from_time_major(ds_terms.mul_(p.dt)).reshape(shape)
+    if D is not None:
+        du = du.addcmul_(gy, D.to(ct)[:, None])
+    ddelta = p.from_time_major(ddt_terms).reshape(shape)
+    if p.softplus_grad is not None:
+        ddelta = ddelta * p.softplus_grad
+    dD = None if D is None else (gy * u).sum((0, -1)).to(D.dtype)
+    dbias = None if bias is None else ddelta.sum((0, -1)).to(bias.dtype)
+    dB = None if dB is None else p.from_time_major(dB).to(B.dtype)
+    dC = None if dC is None else p.from_time_major(dC).to(C.dtype)
+    dA = dA.transpose(1, 2).reshape(A.shape).to(A.dtype)
+    return (du.to(u.dtype), ddelta.to(delta.dtype), dA, dB, dC, dD, dbias)
 
 
 class SelectiveScanStatesFn(torch.autograd.Function):
