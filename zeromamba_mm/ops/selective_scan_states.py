@@ -29,7 +29,8 @@ inputs and recomputes the states in the backward (the adjoint recurrence
 is derived in :func:`zeromamba_mm.ops.selective_scan_torch._backward`;
 the same equations are evaluated here in the time-major layout).
 """
-from typing import List, Optional, Tuple
+import math
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -62,46 +63,107 @@ def _carry_(total: Tensor, end: Tensor, reverse: bool = False) -> Tensor:
     return end
 
 
-def _scan_(a: Tensor, h: Tensor, total: Tensor) -> None:
-    """In place ``h <- states`` of ``h_t = a_t h_{t-1} + h_t``, from 0.
+def _scan_states(decay: Tensor,
+                 x: Tensor,
+                 B: Tensor,
+                 total: Tensor,
+                 slabs: List[Tensor],
+                 states: Optional[Tensor] = None,
+                 C: Optional[Tensor] = None,
+                 y: Optional[Tensor] = None) -> Tensor:
+    """States of ``h_t = a_t h_{t-1} + x_t B_t`` from ``h = 0``.
+
+    The scan inputs ``x_t B_t`` are formed one step at a time (never as a
+    state-sized tensor) in both loops: chunk-local end states from a zero
+    start, then, after the carry across chunks, the states from the true
+    chunk starts, each step's ``y_t = C_t . h_t`` taken while it is hot.
 
     Args:
-        a (Tensor): Decays, (T, nc, ...).
-        h (Tensor): Scan inputs, (T, nc, ...), overwritten.
-        total (Tensor): Each chunk's total decay, (nc, ...); consumed.
+        decay (Tensor): ``a``, (T, nc, nb, ng, N, nd).
+        x (Tensor): ``dt u``, (T, nc, nb, ng, nd).
+        B (Tensor): (T, nc, nb, ng, N).
+        total (Tensor): Each chunk's total decay, (nc, nb, ng, N, nd);
+            consumed.
+        slabs (list[Tensor]): Two (nc, nb, ng, N, nd) buffers for the
+            states when ``states`` is None.
+        states (Tensor, optional): (T, nc, nb, ng, N, nd) buffer that
+            keeps every ``h_t`` (for the backward).
+        C (Tensor, optional): (T, nc * nb * ng, 1, N), with ``y``.
+        y (Tensor, optional): (T, nc * nb * ng, 1, nd), receives
+            ``C_t . h_t``.
+
+    Returns:
+        Tensor: The states of the last step of every chunk.
     """
-    T, nc = a.shape[:2]
+    T, nc = decay.shape[:2]
+    a, xs, bs = decay.unbind(0), x.unsqueeze(-2).unbind(0), B.unsqueeze(
+        -1).unbind(0)
     if nc > 1:
-        end = h[0].clone()  # chunk-local end states from a zero start
+        end = torch.mul(xs[0], bs[0], out=slabs[0])
         for t in range(1, T):
-            torch.addcmul(h[t], a[t], end, out=end)
-        _carry_(total, end)  # true end states
-        h[0, 1:].addcmul_(a[0, 1:], end[:-1])
-    for t in range(1, T):
-        h[t].addcmul_(a[t], h[t - 1])
+            end.mul_(a[t]).addcmul_(xs[t], bs[t])
+        start = _carry_(total, end)[:-1].clone()  # true end states
+    prev = None
+    for t in range(T):
+        cur = states[t] if states is not None else slabs[t % 2]
+        torch.mul(xs[t], bs[t], out=cur)
+        if t:
+            cur.addcmul_(a[t], prev)
+        elif nc > 1:
+            cur[1:].addcmul_(a[0][1:], start)
+        if y is not None:
+            torch.bmm(C[t], cur.view((-1, ) + cur.shape[-2:]), out=y[t])
+        prev = cur
+    return prev
 
 
-def _scan_reverse_(a: Tensor, lam: Tensor, alpha: Tensor) -> None:
-    """In place ``lam <- l`` for ``l_t = lam_t + a_{t+1} l_{t+1}``.
+def _scan_adjoint(decay: Tensor, g: Tensor, C: Tensor, alpha: Tensor,
+                  glast: Optional[Tensor], slabs: List[Tensor],
+                  visit: Callable[[int, Tensor], None]) -> None:
+    """The adjoint ``lam_t = g_t C_t + a_{t+1} lam_{t+1}`` (plus ``glast``
+    at the last step), backwards in time, handing each step's ``lam_t`` to
+    ``visit(t, lam_t)`` (from ``t = T - 1`` down to 0) instead of keeping
+    it.
 
     Args:
-        a (Tensor): Decays, (T, nc, ...).
-        lam (Tensor): Sources, (T, nc, ...), overwritten.
-        alpha (Tensor): (nc, ...): for chunk ``c < nc - 1`` the decay from
-            the first step of chunk ``c + 1`` back to the first step of
-            ``c`` (steps 1..T-1 of ``c`` and step 0 of ``c + 1``); ignored
-            for the last chunk. Consumed.
+        decay (Tensor): (T, nc, nb, ng, N, nd).
+        g (Tensor): Output gradient, (T, nc, nb, ng, nd).
+        C (Tensor): (T, nc, nb, ng, N).
+        alpha (Tensor): (nc, nb, ng, N, nd): for chunk ``c < nc - 1`` the
+            decay from step 0 of chunk ``c + 1`` back to step 0 of ``c``;
+            consumed.
+        glast (Tensor, optional): Gradient of the last state,
+            (nb, ng, N, nd). The padded steps after L - 1 have decay 1 and
+            no source, so adding it at the very last step is exact.
+        slabs (list[Tensor]): Two (nc, nb, ng, N, nd) buffers.
+        visit (callable): Called as ``visit(t, lam_t)``.
     """
-    T, nc = a.shape[:2]
+    T, nc = decay.shape[:2]
+    a, gs, cs = decay.unbind(0), g.unsqueeze(-2).unbind(0), C.unsqueeze(
+        -1).unbind(0)
     if nc > 1:
-        first = lam[T - 1].clone()  # chunk-local values at step 0
+        first = torch.mul(gs[T - 1], cs[T - 1], out=slabs[0])
+        if glast is not None:
+            first[-1] += glast
         for t in range(T - 2, -1, -1):
-            torch.addcmul(lam[t], a[t + 1], first, out=first)
+            first.mul_(a[t + 1]).addcmul_(gs[t], cs[t])
         alpha[-1] = 0
-        _carry_(alpha, first, reverse=True)  # true values at step 0
-        lam[T - 1, :-1].addcmul_(a[0, 1:], first[1:])
-    for t in range(T - 2, -1, -1):
-        lam[t].addcmul_(a[t + 1], lam[t + 1])
+        # True values at step 0 of chunks 1.. nc-1, as seen from the
+        # last step of the chunk before.
+        carried = _carry_(alpha, first, reverse=True)[1:].mul(a[0][1:])
+    prev = None
+    for t in range(T - 1, -1, -1):
+        cur = slabs[t % 2]
+        torch.mul(gs[t], cs[t], out=cur)
+        if t < T - 1:
+            cur.addcmul_(a[t + 1], prev)
+        else:
+            if glast is not None:
+                cur[-1] += glast
+            if nc > 1:
+                cur[:-1] += carried
+        visit(t, cur)
+        prev = cur
 
 
 class _Problem:
@@ -159,20 +221,46 @@ class _Problem:
         return x.movedim(1, -1).movedim(0, -1).flatten(-2)[..., :self.length]
 
     def block(self, ws: ScanWorkspace, bs: slice, gs: slice,
-              ds: slice) -> Tuple[Tensor, ...]:
-        """Views of a block's ``dt``, ``u``, ``B``, ``C``, ``A2`` and its
-        decays ``exp(dt A)`` (role ``'decay'``, (T, nc, nb, ng, N, nd))."""
-        dt, u = self.dt[:, :, bs, gs, ds], self.u[:, :, bs, gs, ds]
-        B, C, A2 = self.B[:, :, bs, gs], self.C[:, :, bs, gs], self.A2[gs, :,
-                                                                         ds]
-        shape = dt.shape[:-1] + A2.shape[-2:]
-        decay = torch.mul(dt.unsqueeze(-2), A2, out=ws.take('decay', shape))
-        return dt, u, B, C, A2, decay.exp2_()
+              ds: slice) -> '_Block':
+        """The (batch, group, channel) block ``bs, gs, ds``."""
+        return _Block(self, ws, bs, gs, ds)
 
     @property
     def last_index(self) -> Tuple[int, int]:
         """(t, c) of step L - 1 in the time-major layout."""
         return (self.length - 1) % self.T, (self.length - 1) // self.T
+
+
+class _Block:
+    """One block's per-step tensors (contiguous copies: small) and its
+    decays.
+
+    ``dt``, ``u``, ``x = dt u``: (T, nc, nb, ng, nd); ``B``, ``C``:
+    (T, nc, nb, ng, N); ``A2``: (ng, N, nd); ``decay`` = ``exp(dt A)``
+    (role ``'decay'``), (T, nc, nb, ng, N, nd). ``rows`` = nc * nb * ng,
+    the batch of the per-step matrix products.
+    """
+
+    def __init__(self, p: _Problem, ws: ScanWorkspace, bs: slice, gs: slice,
+                 ds: slice):
+        self.dt = p.dt[:, :, bs, gs, ds].contiguous()
+        self.u = p.u[:, :, bs, gs, ds].contiguous()
+        self.B = p.B[:, :, bs, gs].contiguous()
+        self.C = p.C[:, :, bs, gs].contiguous()
+        self.A2 = p.A2[gs, :, ds]
+        self.x = self.dt * self.u
+        self.rows = math.prod(self.dt.shape[1:4])
+        shape = self.dt.shape[:4] + self.A2.shape[-2:]
+        # exp(dt A) as exp2(dt * (A log2 e)): see scan_common.softplus_.
+        self.decay = torch.mul(
+            self.dt.unsqueeze(-2), self.A2,
+            out=ws.take('decay', shape)).exp2_()
+
+    def slabs(self, ws: ScanWorkspace, role: str, count: int) -> List[Tensor]:
+        """``count`` (nc, nb, ng, N, nd) buffers, roles ``role0``, ..."""
+        return [
+            ws.take(f'{role}{i}', self.decay.shape[1:]) for i in range(count)
+        ]
 
 
 def _chunk_decay(dt: Tensor,
@@ -188,38 +276,30 @@ def _chunk_decay(dt: Tensor,
     return (log_sum.unsqueeze(-2) * A2).exp2_()
 
 
-def _states(ws: ScanWorkspace, dt: Tensor, u: Tensor, B: Tensor, A2: Tensor,
-            decay: Tensor) -> Tensor:
-    """Role ``'state'``: ``h_t`` (T, nc, nb, ng, N, nd), from the scan
-    inputs ``dt_t u_t B_t``."""
-    h = torch.mul((dt * u).unsqueeze(-2),
-                  B.unsqueeze(-1),
-                  out=ws.take('state', decay.shape))
-    _scan_(decay, h, _chunk_decay(dt, A2))
-    return h
-
-
 def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
              D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
              out_dtype: torch.dtype,
              want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
-    """``y_t = C_t . h_t + D u_t`` block by block (no gate)."""
+    """``y_t = C_t . h_t + D u_t`` block by block (no gate). Only the
+    decays are state-sized; the states live in two slabs."""
     p = _Problem(u, delta, A, B, C, bias, softplus, False)
     ws = ScanWorkspace.get(u.device, p.ct)
     y = p.dt.new_empty(p.dt.shape)
     last = (
         u.new_empty(p.rows + p.A3.shape[1:2], dtype=p.ct)
         if want_last else None)
-    tl, cl = p.last_index
     for bs, gs, ds in p.blocks:
         with ws.scope():
-            dt, ub, Bb, Cb, A2, decay = p.block(ws, bs, gs, ds)
-            h = _states(ws, dt, ub, Bb, A2, decay)
+            blk = p.block(ws, bs, gs, ds)
+            T, M, nd = blk.decay.shape[0], blk.rows, blk.decay.shape[-1]
+            yb = ws.take('y', (T, M, 1, nd))
+            end = _scan_states(blk.decay, blk.x, blk.B,
+                               _chunk_decay(blk.dt, blk.A2),
+                               blk.slabs(ws, 'state_slab', 2), None,
+                               blk.C.view(T, M, 1, -1), yb)
             if last is not None:
-                last[bs, gs, ds] = h[tl, cl].transpose(-1, -2)
-            # C_t . h_t: (1 x N) @ (N x nd) per step.
-            y[:, :, bs, gs, ds] = torch.matmul(Cb.unsqueeze(-2),
-                                               h).squeeze(-2)
+                last[bs, gs, ds] = end[-1].transpose(-1, -2)
+            y[:, :, bs, gs, ds] = yb.view(blk.x.shape)
     y = p.from_time_major(y).reshape(u.shape)
     if D is not None:
         y = y.addcmul_(u.to(p.ct), D.to(p.ct)[:, None])
@@ -235,63 +315,85 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     """Gradients of the z-free scan (the equations are derived in
     :func:`zeromamba_mm.ops.selective_scan_torch._backward`); ``needs``
     says which of (u, delta, A, B, C, D, delta_bias) are wanted: the
-    contractions for unwanted B/C/A gradients are skipped."""
+    contractions for unwanted B/C gradients are skipped.
+
+    Per block the states are recomputed and kept (role ``'state'``), then
+    the adjoint runs backwards one step at a time and every gradient term
+    of a step is formed from that step's slabs: ``dC_t = h_t g_t`` and
+    ``dB_t = lam_t x_t`` (sums over the channels of a group),
+    ``s_t = B_t . lam_t``, ``lam_t q_t`` with ``q_t = a_t h_{t-1}``, its
+    share of ``dA`` (accumulated over steps in one slab) and of ``ddt``.
+    """
     p = _Problem(u, delta, A, B, C, bias, softplus, True)
     ws = ScanWorkspace.get(u.device, p.ct)
     g = p.time_major(gy)
     glast4 = None if glast is None else glast.view(p.rows + (-1, ))
-    ds_terms, ddt_terms = p.dt.new_empty(p.dt.shape), p.dt.new_empty(
-        p.dt.shape)
+    s_all, ddt_all = p.dt.new_empty(p.dt.shape), p.dt.new_empty(p.dt.shape)
     dB = torch.zeros_like(p.B) if needs[3] else None
     dC = torch.zeros_like(p.C) if needs[4] else None
     dA = torch.zeros_like(p.A3)
-    tl, cl = p.last_index
-    T = p.T
     for bs, gs, ds in p.blocks:
         with ws.scope():
-            dt, ub, Bb, Cb, A2, decay = p.block(ws, bs, gs, ds)
-            h = _states(ws, dt, ub, Bb, A2, decay)
-            gb = g[:, :, bs, gs, ds]
-            # lam: source C_t g_t (+ glast at step L - 1), scanned back.
-            lam = torch.mul(
-                gb.unsqueeze(-2),
-                Cb.unsqueeze(-1),
-                out=ws.take('adjoint', decay.shape))
-            if glast4 is not None:
-                lam[tl, cl] += glast4[bs, gs, ds].transpose(-1, -2)
-            _scan_reverse_(decay, lam,
-                           _chunk_decay(dt, A2, slice(1, None), True))
-            # dC_t = sum_d g_t h_t and dB_t = sum_d lam_t dt_t u_t:
-            # (N x nd) @ (nd x 1) per step; s_t = sum_n lam_t B_t.
-            if dC is not None:
-                dC[:, :, bs, gs] += torch.matmul(h,
-                                                 gb.unsqueeze(-1)).squeeze(-1)
-            if dB is not None:
-                dB[:, :, bs, gs] += torch.matmul(
-                    lam, (dt * ub).unsqueeze(-1)).squeeze(-1)
-            s = torch.matmul(Bb.unsqueeze(-2), lam).squeeze(-2)
-            # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
-            # over the decay, which is not needed after it.
-            q = decay
-            q[1:].mul_(h[:-1])
-            q[0, 1:].mul_(h[T - 1, :-1])
-            q[0, 0] = 0
-            lam_q = q.mul_(lam)
-            ws.release('state', 'adjoint')
-            if needs[2]:
-                dA[gs, :, ds] += torch.mul(
-                    lam_q,
-                    dt.unsqueeze(-2),
-                    out=ws.take('dA_terms', decay.shape)).sum((0, 1, 2))
-            ddt = lam_q.mul_(p.A3[gs, :, ds]).sum(-2)  # sum_n A lam q
-            ddt_terms[:, :, bs, gs, ds] = ddt.addcmul_(ub, s)
-            ds_terms[:, :, bs, gs, ds] = s
+            blk = p.block(ws, bs, gs, ds)
+            decay = blk.decay
+            T, M, nd = decay.shape[0], blk.rows, decay.shape[-1]
+            N = decay.shape[-2]
+            h = ws.take('state', decay.shape)
+            _scan_states(decay, blk.x, blk.B, _chunk_decay(blk.dt, blk.A2),
+                         blk.slabs(ws, 'state_slab', 2), h)
+            ws.release('state_slab0', 'state_slab1')
+            gb = g[:, :, bs, gs, ds].contiguous()
+            # Rows (1 x nd) times transposed states: MKL's fast path for
+            # these matrix-vector products (a column vector is 4x slower).
+            g_mat = gb.view(T, M, 1, nd)
+            x_mat = blk.x.view(T, M, 1, nd)
+            B_mat = blk.B.view(T, M, 1, N)
+            h_mat = h.view(T, M, N, nd)
+            dCb = ws.take('dC', (T, M, 1, N)) if dC is not None else None
+            dBb = ws.take('dB', (T, M, 1, N)) if dB is not None else None
+            sb = ws.take('s', (T, M, 1, nd))
+            ddtb = ws.take('ddt', blk.x.shape)
+            q = ws.take('q', decay.shape[1:])
+            dA_acc = ws.take('dA_acc', decay.shape[1:]).zero_()
+            A3 = p.A3[gs, :, ds]
+
+            def visit(t: int, lam: Tensor) -> None:
+                lam_mat = lam.view(M, N, nd)
+                if dCb is not None:
+                    torch.bmm(g_mat[t], h_mat[t].mT, out=dCb[t])
+                if dBb is not None:
+                    torch.bmm(x_mat[t], lam_mat.mT, out=dBb[t])
+                torch.bmm(B_mat[t], lam_mat, out=sb[t])
+                # lam_t q_t, q_t = a_t h_{t-1}; q_0 = 0 in chunk 0.
+                if t:
+                    torch.mul(decay[t], h[t - 1], out=q)
+                else:
+                    q[0] = 0
+                    torch.mul(decay[0][1:], h[T - 1][:-1], out=q[1:])
+                lam_q = q.mul_(lam)
+                dA_acc.addcmul_(lam_q, blk.dt[t].unsqueeze(-2))
+                torch.sum(lam_q.mul_(A3), -2, out=ddtb[t])  # sum_n A lam q
+
+            _scan_adjoint(decay, gb, blk.C,
+                          _chunk_decay(blk.dt, blk.A2, slice(1, None), True),
+                          None if glast4 is None else
+                          glast4[bs, gs, ds].transpose(-1, -2),
+                          blk.slabs(ws, 'adjoint_slab', 2), visit)
+            dA[gs, :, ds] += dA_acc.sum((0, 1))
+            s = sb.view(blk.x.shape)
+            ddt_all[:, :, bs, gs, ds] = ddtb.addcmul_(blk.u, s)
+            s_all[:, :, bs, gs, ds] = s
+            shape5 = blk.B.shape
+            if dCb is not None:
+                dC[:, :, bs, gs] += dCb.view(shape5)
+            if dBb is not None:
+                dB[:, :, bs, gs] += dBb.view(shape5)
     ct, shape = p.ct, u.shape
     gy = gy.to(ct)
-    du = p.from_time_major(ds_terms.mul_(p.dt)).reshape(shape)
+    du = p.from_time_major(s_all.mul_(p.dt)).reshape(shape)
     if D is not None:
         du = du.addcmul_(gy, D.to(ct)[:, None])
-    ddelta = p.from_time_major(ddt_terms).reshape(shape)
+    ddelta = p.from_time_major(ddt_all).reshape(shape)
     if p.softplus_grad is not None:
         ddelta = ddelta * p.softplus_grad
     dD = None if D is None else (gy * u).sum((0, -1)).to(D.dtype)
