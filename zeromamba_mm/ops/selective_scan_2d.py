@@ -129,10 +129,12 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
     n = A.shape[-1]
     flat = _causal_conv(
         u.reshape(batch, groups * e, length), conv_weight, conv_bias)
-    x_dbl = torch.einsum('bgel,gke->bgkl', flat.view(batch, groups, e, length),
-                         x_proj)
+    # Batched products over the directions (torch.matmul broadcasts the
+    # (G, ., .) weights over the sequences without copying the inputs,
+    # where einsum permuted them first).
+    x_dbl = torch.matmul(x_proj, flat.view(batch, groups, e, length))
     dts, sel = torch.split(x_dbl, [rank, n], dim=2)
-    delta = torch.einsum('bgrl,ger->bgel', dts, dt_proj)
+    delta = torch.matmul(dt_proj, dts)
     # The fixed projection as a per-step (batch, G, N, L) tensor: the layout
     # every backend takes for B and C.
     sel = sel.contiguous()
@@ -278,10 +280,13 @@ def selective_scan_2d(x: Tensor,
         y = ((z_a + z_b).transpose(-1, -2) + torch.rot90(z_c, -1, (-2, -1)) +
              torch.rot90(z_d, 1, (-2, -1)))
         return (y * out_scale).to(x.dtype)
-    stacked = torch.stack(outputs, dim=1)
     if return_directions:
-        return stacked.to(x.dtype)
-    return (stacked.sum(dim=1) * out_scale).to(x.dtype)
+        return torch.stack(outputs, dim=1).to(x.dtype)
+    # A running sum of the (flipped) views: no stacked copy.
+    total = outputs[0] * out_scale
+    for out in outputs[1:]:
+        total = total.add_(out, alpha=out_scale)
+    return total.to(x.dtype)
 
 
 def _row_first(xs: Tensor, zs: Optional[Tensor], p: dict,

@@ -485,6 +485,7 @@ def selective_scan_torch(u: Tensor,
         Tensor | tuple: ``y`` (batch, D, L), and the last state
         (batch, D, N) in the compute dtype when asked for.
     """
+    # d_state > 1: the time-major scan (see selective_scan_states).
     fn = SelectiveScanTorchFn if A.shape[1] == 1 else SelectiveScanStatesFn
     return fn.apply(u, delta, A, B, C, D, delta_bias, delta_softplus,
                     return_last_state, out_dtype or u.dtype)
