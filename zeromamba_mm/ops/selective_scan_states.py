@@ -426,3 +426,42 @@ class SelectiveScanStatesFn(torch.autograd.Function):
             grads = _backward(u, delta, A, B, C, D, bias, ctx.delta_softplus,
                               gy, glast, ctx.needs_input_grad)
         return grads + (None, None, None)
+
+
+def selective_scan_states(u: Tensor,
+                          delta: Tensor,
+                          A: Tensor,
+                          B: Tensor,
+                          C: Tensor,
+                          D: Optional[Tensor] = None,
+                          delta_bias: Optional[Tensor] = None,
+                          delta_softplus: bool = False,
+                          return_last_state: bool = False,
+                          out_dtype: Optional[torch.dtype] = None):
+    """Time-major selective scan in pure PyTorch (no gate ``z``).
+
+    :func:`zeromamba_mm.ops.selective_scan` runs it on CPU for d_state > 1
+    (through :func:`.selective_scan_torch`); it is correct for any d_state.
+    Same contract as :func:`.selective_scan_torch`: inputs are validated by
+    the dispatch, B/C are (batch, G, N, L).
+
+    Args:
+        u (Tensor): (batch, D, L).
+        delta (Tensor): (batch, D, L).
+        A (Tensor): (D, N).
+        B (Tensor): (batch, G, N, L).
+        C (Tensor): (batch, G, N, L).
+        D (Tensor, optional): (D,).
+        delta_bias (Tensor, optional): (D,).
+        delta_softplus (bool): Apply softplus to ``delta + delta_bias``.
+        return_last_state (bool): Also return the state after step L - 1.
+        out_dtype (torch.dtype, optional): dtype of ``y``; ``u.dtype`` if
+            None. The scan runs in float32 (float64 for float64 inputs).
+
+    Returns:
+        Tensor | tuple: ``y`` (batch, D, L), and the last state
+        (batch, D, N) in the compute dtype when asked for.
+    """
+    return SelectiveScanStatesFn.apply(u, delta, A, B, C, D, delta_bias,
+                                       delta_softplus, return_last_state,
+                                       out_dtype or u.dtype)
