@@ -11,8 +11,8 @@ import torch
 import zeromamba_mm.ops.selective_scan_states as states_mod
 from zeromamba_mm.ops import selective_scan, selective_scan_ref
 from zeromamba_mm.ops.scan_blocks import chunk_shape
-from zeromamba_mm.ops.selective_scan_states import (_carry_,
-                                                    selective_scan_states)
+from zeromamba_mm.ops.scan_chunked import carry_
+from zeromamba_mm.ops.selective_scan_states import selective_scan_states
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 
@@ -194,7 +194,7 @@ def test_carry_is_a_linear_scan(n, reverse):
     for c in order:
         prev = expected[c + 1] if reverse else expected[c - 1]
         expected[c] = expected[c] + total[c] * prev
-    got = _carry_(total.clone(), end, reverse=reverse)
+    got = carry_(total.clone(), end, reverse=reverse)
     torch.testing.assert_close(got, expected)
 
 

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
+from .scan_chunked import carry_
 from .scan_common import LOG2E, compute_dtype, softplus_
 
 # Elements (rows x steps x N) per block on CPU: the three or four
@@ -43,24 +44,6 @@ from .scan_common import LOG2E, compute_dtype, softplus_
 # stay in a 32 MB last-level cache, and each block is wide enough that the
 # Python overhead of its ~50 ops is small. Other devices: one block.
 STATE_BLOCK_ELEMS = 1 << 20
-
-
-def _carry_(total: Tensor, end: Tensor, reverse: bool = False) -> Tensor:
-    """Inclusive scan ``e_c = t_c e_{c-1} + e_c`` along dim 0 (or, with
-    ``reverse``, ``e_c = t_c e_{c+1} + e_c``) by recursive doubling;
-    ``total`` is consumed."""
-    n, k = end.shape[0], 1
-    while k < n:
-        if reverse:
-            end[:-k] = torch.addcmul(end[:-k], total[:-k], end[k:])
-            if 2 * k < n:
-                total[:-k] = total[:-k] * total[k:]
-        else:
-            end[k:] = torch.addcmul(end[k:], total[k:], end[:-k])
-            if 2 * k < n:
-                total[k:] = total[k:] * total[:-k]
-        k *= 2
-    return end
 
 
 def _scan_states(decay: Tensor,
@@ -102,7 +85,7 @@ def _scan_states(decay: Tensor,
         end = torch.mul(xs[0], bs[0], out=slabs[0])
         for t in range(1, T):
             end.mul_(a[t]).addcmul_(xs[t], bs[t])
-        start = _carry_(total, end)[:-1].clone()  # true end states
+        start = carry_(total, end)[:-1].clone()  # true end states
     prev = None
     for t in range(T):
         cur = states[t] if states is not None else slabs[t % 2]
@@ -150,7 +133,7 @@ def _scan_adjoint(decay: Tensor, g: Tensor, C: Tensor, alpha: Tensor,
         alpha[-1] = 0
         # True values at step 0 of chunks 1.. nc-1, as seen from the
         # last step of the chunk before.
-        carried = _carry_(alpha, first, reverse=True)[1:].mul(a[0][1:])
+        carried = carry_(alpha, first, reverse=True)[1:].mul(a[0][1:])
     prev = None
     for t in range(T - 1, -1, -1):
         cur = slabs[t % 2]

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
+from .scan_chunked import chunked, scan_backward_, scan_forward_, to_chunks
 from .scan_common import LOG2E, compute_dtype, softplus_
 from .selective_scan_states import SelectiveScanStatesFn
 
@@ -50,74 +51,6 @@ _Workspace = ScanWorkspace
 # loops over T is wide enough to amortise its dispatch. Other devices run
 # the whole problem as one block.
 CPU_BLOCK_ELEMS = 1 << 19
-
-
-def _chunked(x: Tensor, T: int, nc: int) -> Tensor:
-    """View ``(..., T * nc)`` as ``(..., T, nc)``: step t of chunk c is at
-    position ``c * T + t``."""
-    return x.unflatten(-1, (nc, T)).transpose(-1, -2)
-
-
-def _scan_small_(a: Tensor, b: Tensor) -> Tensor:
-    """Inclusive scan ``h_c = a_c h_{c-1} + b_c`` along the last dim by
-    recursive doubling (log2(n) steps of whole-tensor ops; only products
-    of decays, so as stable as the sequential form). ``a`` is consumed.
-    """
-    n, k = a.shape[-1], 1
-    while k < n:
-        b[..., k:] = torch.addcmul(b[..., k:], a[..., k:], b[..., :-k])
-        if 2 * k < n:
-            a[..., k:] = a[..., k:] * a[..., :-k]
-        k *= 2
-    return b
-
-
-def _scan_forward_(a: Tensor, b: Tensor) -> None:
-    """In place ``b <- h`` for ``h_t = a_t h_{t-1} + b_t``, ``h_{-1} = 0``.
-
-    ``a`` and ``b`` are ``(..., T, nc)`` (see :func:`_chunked`).
-    """
-    T, nc = a.shape[-2], a.shape[-1]
-    av, bv = a.unbind(-2), b.unbind(-2)
-    if nc > 1:
-        # Chunk-local end states, starting every chunk from zero.
-        end = bv[0].clone()
-        for t in range(1, T):
-            torch.addcmul(bv[t], av[t], end, out=end)
-        # True end states: scan over chunks with each chunk's total decay.
-        _scan_small_(torch.prod(a, dim=-2), end)
-        bv[0][..., 1:].addcmul_(av[0][..., 1:], end[..., :-1])
-    for t in range(1, T):
-        bv[t].addcmul_(av[t], bv[t - 1])
-
-
-def _scan_backward_(a: Tensor, lam: Tensor) -> None:
-    """In place ``lam <- l`` for ``l_t = lam_t + a_{t+1} l_{t+1}``.
-
-    The adjoint of :func:`_scan_forward_` (same layout, reversed).
-    """
-    T, nc = a.shape[-2], a.shape[-1]
-    av, lv = a.unbind(-2), lam.unbind(-2)
-    if nc > 1:
-        # Chunk-local value at t = 0 with nothing coming from the right.
-        first = lv[T - 1].clone()
-        for t in range(T - 2, -1, -1):
-            torch.addcmul(lv[t], av[t + 1], first, out=first)
-        # True first values: l_first[c] = local[c] + alpha_c l_first[c+1]
-        # with alpha_c = (decay of steps 1..T-1 of c) * a_first[c+1].
-        alpha = torch.prod(a[..., 1:, :], dim=-2)
-        alpha[..., :-1].mul_(av[0][..., 1:])
-        alpha[..., -1] = 0
-        first = _scan_small_(alpha.flip(-1), first.flip(-1)).flip(-1)
-        # What chunk c's last step receives from the right.
-        lv[T - 1][..., :-1].addcmul_(av[0][..., 1:], first[..., 1:])
-    for t in range(T - 2, -1, -1):
-        lv[t].addcmul_(av[t + 1], lv[t + 1])
-
-
-def _to_chunks(x: Tensor, T: int, nc: int, out: Tensor) -> Tensor:
-    """Copy ``x`` (..., T * nc) into ``out`` in the (..., T, nc) layout."""
-    return out.view(x.shape[:-1] + (T, nc)).copy_(_chunked(x, T, nc))
 
 
 def _sum_state(x: Tensor, dim: int = 3) -> Tensor:
@@ -212,13 +145,13 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
     decay = torch.mul(
         dt.unsqueeze(3), A[..., None], out=ws.take('decay', shape))
     decay.exp2_()
-    decay_c = _to_chunks(decay, T, nc, ws.take('decay_c', shape))
+    decay_c = to_chunks(decay, T, nc, ws.take('decay_c', shape))
     dt_u = torch.mul(dt, u, out=ws.take('dt_u', dt.shape))
     inputs = torch.mul(
         dt_u.unsqueeze(3), B.unsqueeze(2), out=ws.take('scan_inputs', shape))
-    state_c = _to_chunks(inputs, T, nc, ws.take('state_c', shape))
+    state_c = to_chunks(inputs, T, nc, ws.take('state_c', shape))
     ws.release('dt_u', 'scan_inputs')
-    _scan_forward_(decay_c, state_c)
+    scan_forward_(decay_c, state_c)
     return decay, decay_c, state_c
 
 
@@ -262,7 +195,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
             if last is not None:
                 last[bs, gs, ds] = state_c[..., tl, cl]
             state = ws.take('state', decay.shape)
-            _chunked(state, T, nc).copy_(state_c)
+            chunked(state, T, nc).copy_(state_c)
             ws.release('state_c')
             terms = state.mul_(C[bs, gs].unsqueeze(2))  # h_t C_t
             ws.rename('state', 'output_terms')
@@ -367,13 +300,13 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 gb.unsqueeze(3), Cb, out=ws.take('adjoint', shape))
             if glast4 is not None:
                 adjoint[..., p.length - 1] += glast4[bs, gs, ds]
-            adjoint_c = _to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
-            _scan_backward_(decay_c, adjoint_c)
+            adjoint_c = to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
+            scan_backward_(decay_c, adjoint_c)
             ws.release('decay_c')
-            _chunked(adjoint, T, nc).copy_(adjoint_c)
+            chunked(adjoint, T, nc).copy_(adjoint_c)
             ws.release('adjoint_c')
             state = ws.take('state', shape)
-            _chunked(state, T, nc).copy_(state_c)
+            chunked(state, T, nc).copy_(state_c)
             ws.release('state_c')
             # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
             # over the decay, which is not needed after it.
