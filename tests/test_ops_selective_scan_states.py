@@ -202,3 +202,25 @@ def test_chunking_of_vim_lengths():
     # Vim-S's 197 tokens (prime): padded to 13 chunks of 16.
     assert chunk_shape(197) == (16, 13)
     assert chunk_shape(785) == (16, 50)
+
+
+@pytest.mark.parametrize('d_state', [1, 4])
+def test_public_scan_without_b_c_gradients(d_state):
+    # V2M's passes fix B or C to ones (no gradient): both CPU scans skip
+    # those contractions and still give every other gradient exactly.
+    x = make(length=40, d_state=d_state, groups=2)
+    x['C'].requires_grad_(False)
+    x_ref = {
+        k: v.detach().requires_grad_(v.requires_grad)
+        for k, v in x.items()
+    }
+    y = selective_scan(**x, delta_softplus=True, backend='torch')
+    y_ref = selective_scan_ref(**x_ref, delta_softplus=True)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-11)
+    gy = torch.randn_like(y)
+    names = [k for k in NAMES if k != 'C']
+    for k, g, g_ref in zip(
+            names, torch.autograd.grad(y, [x[k] for k in names], gy),
+            torch.autograd.grad(y_ref, [x_ref[k] for k in names], gy)):
+        torch.testing.assert_close(
+            g, g_ref, rtol=1e-10, atol=1e-11, msg=lambda m: f'{k}: {m}')

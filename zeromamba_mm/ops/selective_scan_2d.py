@@ -129,12 +129,10 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
     n = A.shape[-1]
     flat = _causal_conv(
         u.reshape(batch, groups * e, length), conv_weight, conv_bias)
-    # Batched products over the directions (torch.matmul broadcasts the
-    # (G, ., .) weights over the sequences without copying the inputs,
-    # where einsum permuted them first).
-    x_dbl = torch.matmul(x_proj, flat.view(batch, groups, e, length))
+    x_dbl = torch.einsum('bgel,gke->bgkl', flat.view(batch, groups, e, length),
+                         x_proj)
     dts, sel = torch.split(x_dbl, [rank, n], dim=2)
-    delta = torch.matmul(dt_proj, dts)
+    delta = torch.einsum('bgrl,ger->bgel', dts, dt_proj)
     # The fixed projection as a per-step (batch, G, N, L) tensor: the layout
     # every backend takes for B and C.
     sel = sel.contiguous()

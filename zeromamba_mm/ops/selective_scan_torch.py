@@ -212,8 +212,10 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
 
 def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
               D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
-              gy: Tensor, glast: Optional[Tensor]) -> Tuple[Tensor, ...]:
-    r"""Gradients of the z-free scan, by the adjoint recurrence.
+              gy: Tensor, glast: Optional[Tensor],
+              needs: Tuple[bool, ...]) -> Tuple[Optional[Tensor], ...]:
+    r"""Gradients of the z-free scan, by the adjoint recurrence (dB and dC
+    only where ``needs``, autograd's ``needs_input_grad``, asks for them).
 
     Forward, for one sequence and channel ``d``, state ``n``, step ``t``
     (``x_t = delta_t + bias``)::
@@ -318,21 +320,29 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 lam_q, dt.unsqueeze(3), out=ws.take('dA_terms', shape))
             dA[gs, ds] += terms.sum((0, -1))
             ws.release('dA_terms')
-            terms = state.mul_(gb.unsqueeze(3))  # g_t h_t
-            ws.rename('state', 'dC_terms')
-            dC[bs, gs] += terms.sum(2)
-            ws.release('dC_terms')
-            dt_u = torch.mul(dt, ub, out=ws.take('dt_u', dt.shape))
-            if N == 1:  # lam_t dt_t u_t, in place over dt_u
-                terms = dt_u.mul_(adjoint.squeeze(3))
-                ws.rename('dt_u', 'dB_terms')
-                dB[bs, gs] += terms.sum(2).unsqueeze(2)
+            # dC and dB only when asked for (a fixed all-ones B or C, as in
+            # V2M's 2-D scan, needs none).
+            if needs[4]:
+                terms = state.mul_(gb.unsqueeze(3))  # g_t h_t
+                ws.rename('state', 'dC_terms')
+                dC[bs, gs] += terms.sum(2)
+                ws.release('dC_terms')
             else:
-                terms = torch.mul(
-                    adjoint, dt_u.unsqueeze(3), out=ws.take('dB_terms', shape))
-                dB[bs, gs] += terms.sum(2)
-                ws.release('dt_u')
-            ws.release('dB_terms')
+                ws.release('state')
+            if needs[3]:
+                dt_u = torch.mul(dt, ub, out=ws.take('dt_u', dt.shape))
+                if N == 1:  # lam_t dt_t u_t, in place over dt_u
+                    terms = dt_u.mul_(adjoint.squeeze(3))
+                    ws.rename('dt_u', 'dB_terms')
+                    dB[bs, gs] += terms.sum(2).unsqueeze(2)
+                else:
+                    terms = torch.mul(
+                        adjoint,
+                        dt_u.unsqueeze(3),
+                        out=ws.take('dB_terms', shape))
+                    dB[bs, gs] += terms.sum(2)
+                    ws.release('dt_u')
+                ws.release('dB_terms')
             s = _sum_state(adjoint.mul_(Bb))  # sum_n lam_t B_t
             ws.rename('adjoint', 'adjoint_b')
             dub = torch.mul(dt, s, out=ws.take('du', dt.shape))
@@ -352,7 +362,8 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     if p.padded != p.length:
         du, ddelta = (x[..., :p.length].contiguous() for x in (du, ddelta))
         dB, dC = dB[..., :p.length], dC[..., :p.length]
-    dB, dC = dB.to(B.dtype), dC.to(C.dtype)
+    dB = dB.to(B.dtype) if needs[3] else None
+    dC = dC.to(C.dtype) if needs[4] else None
     dA = dA.view(A.shape).to(A.dtype)
     dD = None if D is None else dD.view(D.shape).to(D.dtype)
     dbias = None if bias is None else dbias.view(bias.shape).to(bias.dtype)
@@ -381,7 +392,7 @@ class SelectiveScanTorchFn(torch.autograd.Function):
         u, delta, A, B, C, D, bias = ctx.saved_tensors
         with torch.autocast(u.device.type, enabled=False):
             grads = _backward(u, delta, A, B, C, D, bias, ctx.delta_softplus,
-                              gy, glast)
+                              gy, glast, ctx.needs_input_grad)
         return grads + (None, None, None)
 
 
