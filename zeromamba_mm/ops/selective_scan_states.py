@@ -39,11 +39,11 @@ from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
 from .scan_chunked import carry_
 from .scan_common import LOG2E, compute_dtype, softplus_
 
-# Elements (rows x steps x N) per block on CPU: the three or four
-# state-sized float32 buffers of a block (decay, states, adjoint, terms)
-# stay in a 32 MB last-level cache, and each block is wide enough that the
-# Python overhead of its ~50 ops is small. Other devices: one block.
-STATE_BLOCK_ELEMS = 1 << 20
+# Elements (rows x steps x N) per block on CPU: only the decays (and the
+# backward's states) are state-sized, so at 4M (16 MB in float32) Vim-S's
+# call at 224 is one block and its ~100-300 ops are amortised (faster than
+# 1M or 256K at 224 and 448). Other devices: one block.
+STATE_BLOCK_ELEMS = 1 << 22
 
 
 def _scan_states(decay: Tensor,
