@@ -46,7 +46,7 @@ from .scan_common import LOG2E, compute_dtype, softplus_
 STATE_BLOCK_ELEMS = 1 << 22
 
 
-def _scan_states(decay: Tensor,
+def _scan_states(decay: Callable[[int], Tensor],
                  x: Tensor,
                  B: Tensor,
                  total: Tensor,
@@ -62,7 +62,7 @@ def _scan_states(decay: Tensor,
     chunk starts, each step's ``y_t = C_t . h_t`` taken while it is hot.
 
     Args:
-        decay (Tensor): ``a``, (T, nc, nb, ng, N, nd).
+        decay (callable): ``decay(t)`` is ``a_t``, (nc, nb, ng, N, nd).
         x (Tensor): ``dt u``, (T, nc, nb, ng, nd).
         B (Tensor): (T, nc, nb, ng, N).
         total (Tensor): Each chunk's total decay, (nc, nb, ng, N, nd);
@@ -78,22 +78,21 @@ def _scan_states(decay: Tensor,
     Returns:
         Tensor: The states of the last step of every chunk.
     """
-    T, nc = decay.shape[:2]
-    a, xs, bs = decay.unbind(0), x.unsqueeze(-2).unbind(0), B.unsqueeze(
-        -1).unbind(0)
+    T, nc = x.shape[:2]
+    a, xs, bs = decay, x.unsqueeze(-2).unbind(0), B.unsqueeze(-1).unbind(0)
     if nc > 1:
         end = torch.mul(xs[0], bs[0], out=slabs[0])
         for t in range(1, T):
-            end.mul_(a[t]).addcmul_(xs[t], bs[t])
+            end.mul_(a(t)).addcmul_(xs[t], bs[t])
         start = carry_(total, end)[:-1].clone()  # true end states
     prev = None
     for t in range(T):
         cur = states[t] if states is not None else slabs[t % 2]
         torch.mul(xs[t], bs[t], out=cur)
         if t:
-            cur.addcmul_(a[t], prev)
+            cur.addcmul_(a(t), prev)
         elif nc > 1:
-            cur[1:].addcmul_(a[0][1:], start)
+            cur[1:].addcmul_(a(0)[1:], start)
         if y is not None:
             torch.bmm(C[t], cur.view((-1, ) + cur.shape[-2:]), out=y[t])
         prev = cur
@@ -203,10 +202,10 @@ class _Problem:
         """(T, nc, ...) -> (..., L) view (inverse of :meth:`time_major`)."""
         return x.movedim(1, -1).movedim(0, -1).flatten(-2)[..., :self.length]
 
-    def block(self, ws: ScanWorkspace, bs: slice, gs: slice,
-              ds: slice) -> '_Block':
+    def block(self, ws: ScanWorkspace, bs: slice, gs: slice, ds: slice,
+              keep_decay: bool) -> '_Block':
         """The (batch, group, channel) block ``bs, gs, ds``."""
-        return _Block(self, ws, bs, gs, ds)
+        return _Block(self, ws, bs, gs, ds, keep_decay)
 
     @property
     def last_index(self) -> Tuple[int, int]:
@@ -225,7 +224,7 @@ class _Block:
     """
 
     def __init__(self, p: _Problem, ws: ScanWorkspace, bs: slice, gs: slice,
-                 ds: slice):
+                 ds: slice, keep_decay: bool):
         self.dt = p.dt[:, :, bs, gs, ds].contiguous()
         self.u = p.u[:, :, bs, gs, ds].contiguous()
         self.B = p.B[:, :, bs, gs].contiguous()
@@ -233,17 +232,25 @@ class _Block:
         self.A2 = p.A2[gs, :, ds]
         self.x = self.dt * self.u
         self.rows = math.prod(self.dt.shape[1:4])
-        shape = self.dt.shape[:4] + self.A2.shape[-2:]
+        self.shape = self.dt.shape[:4] + self.A2.shape[-2:]
         # exp(dt A) as exp2(dt * (A log2 e)): see scan_common.softplus_.
+        # Without keep_decay (the forward, which reads each decay twice)
+        # they are made per step in a cache-resident slab instead.
         self.decay = torch.mul(
             self.dt.unsqueeze(-2), self.A2,
-            out=ws.take('decay', shape)).exp2_()
+            out=ws.take('decay', self.shape)).exp2_() if keep_decay else None
+        self._slab = None if keep_decay else self.slabs(ws, 'decay', 1)[0]
+
+    def decay_at(self, t: int) -> Tensor:
+        """``a_t = exp(dt_t A)``, (nc, nb, ng, N, nd)."""
+        if self.decay is not None:
+            return self.decay[t]
+        return torch.mul(
+            self.dt[t].unsqueeze(-2), self.A2, out=self._slab).exp2_()
 
     def slabs(self, ws: ScanWorkspace, role: str, count: int) -> List[Tensor]:
         """``count`` (nc, nb, ng, N, nd) buffers, roles ``role0``, ..."""
-        return [
-            ws.take(f'{role}{i}', self.decay.shape[1:]) for i in range(count)
-        ]
+        return [ws.take(f'{role}{i}', self.shape[1:]) for i in range(count)]
 
 
 def _chunk_decay(dt: Tensor,
@@ -273,10 +280,10 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
         if want_last else None)
     for bs, gs, ds in p.blocks:
         with ws.scope():
-            blk = p.block(ws, bs, gs, ds)
-            T, M, nd = blk.decay.shape[0], blk.rows, blk.decay.shape[-1]
+            blk = p.block(ws, bs, gs, ds, keep_decay=False)
+            T, M, nd = blk.shape[0], blk.rows, blk.shape[-1]
             yb = ws.take('y', (T, M, 1, nd))
-            end = _scan_states(blk.decay, blk.x, blk.B,
+            end = _scan_states(blk.decay_at, blk.x, blk.B,
                                _chunk_decay(blk.dt, blk.A2),
                                blk.slabs(ws, 'state_slab', 2), None,
                                blk.C.view(T, M, 1, -1), yb)
@@ -317,12 +324,13 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     dA = torch.zeros_like(p.A3)
     for bs, gs, ds in p.blocks:
         with ws.scope():
-            blk = p.block(ws, bs, gs, ds)
+            blk = p.block(ws, bs, gs, ds, keep_decay=True)
             decay = blk.decay
             T, M, nd = decay.shape[0], blk.rows, decay.shape[-1]
             N = decay.shape[-2]
             h = ws.take('state', decay.shape)
-            _scan_states(decay, blk.x, blk.B, _chunk_decay(blk.dt, blk.A2),
+            _scan_states(blk.decay_at, blk.x, blk.B,
+                         _chunk_decay(blk.dt, blk.A2),
                          blk.slabs(ws, 'state_slab', 2), h)
             ws.release('state_slab0', 'state_slab1')
             gb = g[:, :, bs, gs, ds].contiguous()
@@ -425,25 +433,14 @@ def selective_scan_states(u: Tensor,
 
     :func:`zeromamba_mm.ops.selective_scan` runs it on CPU for d_state > 1
     (through :func:`.selective_scan_torch`); it is correct for any d_state.
-    Same contract as :func:`.selective_scan_torch`: inputs are validated by
-    the dispatch, B/C are (batch, G, N, L).
-
-    Args:
-        u (Tensor): (batch, D, L).
-        delta (Tensor): (batch, D, L).
-        A (Tensor): (D, N).
-        B (Tensor): (batch, G, N, L).
-        C (Tensor): (batch, G, N, L).
-        D (Tensor, optional): (D,).
-        delta_bias (Tensor, optional): (D,).
-        delta_softplus (bool): Apply softplus to ``delta + delta_bias``.
-        return_last_state (bool): Also return the state after step L - 1.
-        out_dtype (torch.dtype, optional): dtype of ``y``; ``u.dtype`` if
-            None. The scan runs in float32 (float64 for float64 inputs).
+    Same arguments and contract as :func:`.selective_scan_torch` (inputs
+    validated by the dispatch; u, delta (batch, D, L); A (D, N); B, C
+    (batch, G, N, L); D, delta_bias (D,)); the scan runs in float32
+    (float64 for float64 inputs).
 
     Returns:
-        Tensor | tuple: ``y`` (batch, D, L), and the last state
-        (batch, D, N) in the compute dtype when asked for.
+        Tensor | tuple: ``y`` (batch, D, L) in ``out_dtype`` (default
+        ``u.dtype``), and the last state (batch, D, N) when asked for.
     """
     return SelectiveScanStatesFn.apply(u, delta, A, B, C, D, delta_bias,
                                        delta_softplus, return_last_state,
