@@ -74,8 +74,9 @@ def states_fn(softplus, last):
 
 def check(x, softplus=True, last=True, rtol=1e-10, atol=1e-11):
     as64 = {
-        k: None if v is None else v.detach().double().requires_grad_(
-            v.requires_grad)
+        k:
+        None
+        if v is None else v.detach().double().requires_grad_(v.requires_grad)
         for k, v in x.items()
     }
     y_ref, s_ref, g_ref = loss_and_grads(ref_fn(softplus, last), as64, last)
@@ -104,8 +105,8 @@ def test_matches_reference_float64(d_state, length):
 
 @pytest.mark.parametrize('groups', [1, 2, 8])
 @pytest.mark.parametrize('softplus,with_d,with_bias,last',
-                         [(True, True, True, True), (False, False, False,
-                                                     False),
+                         [(True, True, True, True),
+                          (False, False, False, False),
                           (True, False, True, False)])
 def test_options_and_groups(groups, softplus, with_d, with_bias, last):
     x = make(

@@ -49,7 +49,6 @@ def chunk_shape(length: int, target: Optional[int] = None) -> Tuple[int, int]:
     return target, math.ceil(length / target)
 
 
-
 def _even(n: int, parts: int) -> Iterator[slice]:
     """``parts`` nearly equal slices of ``range(n)``."""
     parts = max(1, min(n, parts))
@@ -58,7 +57,7 @@ def _even(n: int, parts: int) -> Iterator[slice]:
 
 
 def scan_blocks(batch: int, groups: int, per_group: int, length: int,
-            budget: Optional[int]) -> Iterator[Tuple[slice, slice, slice]]:
+                budget: Optional[int]) -> Iterator[Tuple[slice, slice, slice]]:
     """Split (batch, group, channel-in-group) rows into blocks of at most
     about ``budget`` elements; a block holds either whole groups or part of
     one group, so its B/C are a plain slice."""
@@ -80,7 +79,6 @@ def scan_blocks(batch: int, groups: int, per_group: int, length: int,
             for g in range(groups):
                 for ds in _even(per_group, math.ceil(group / budget)):
                     yield slice(b, b + 1), slice(g, g + 1), ds
-
 
 
 class ScanWorkspace:
@@ -160,5 +158,3 @@ class ScanWorkspace:
             yield self
         finally:
             self.release(*[r for r in self.live if r not in before])
-
-

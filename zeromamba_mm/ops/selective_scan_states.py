@@ -237,8 +237,8 @@ class _Block:
         # Without keep_decay (the forward, which reads each decay twice)
         # they are made per step in a cache-resident slab instead.
         self.decay = torch.mul(
-            self.dt.unsqueeze(-2), self.A2,
-            out=ws.take('decay', self.shape)).exp2_() if keep_decay else None
+            self.dt.unsqueeze(-2), self.A2, out=ws.take(
+                'decay', self.shape)).exp2_() if keep_decay else None
         self._slab = None if keep_decay else self.slabs(ws, 'decay', 1)[0]
 
     def decay_at(self, t: int) -> Tensor:
@@ -276,8 +276,8 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     ws = ScanWorkspace.get(u.device, p.ct)
     y = p.dt.new_empty(p.dt.shape)
     last = (
-        u.new_empty(p.rows + p.A3.shape[1:2], dtype=p.ct)
-        if want_last else None)
+        u.new_empty(p.rows +
+                    p.A3.shape[1:2], dtype=p.ct) if want_last else None)
     for bs, gs, ds in p.blocks:
         with ws.scope():
             blk = p.block(ws, bs, gs, ds, keep_decay=False)
@@ -365,11 +365,12 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 dA_acc.addcmul_(lam_q, blk.dt[t].unsqueeze(-2))
                 torch.sum(lam_q.mul_(A3), -2, out=ddtb[t])  # sum_n A lam q
 
-            _scan_adjoint(decay, gb, blk.C,
-                          _chunk_decay(blk.dt, blk.A2, slice(1, None), True),
-                          None if glast4 is None else
-                          glast4[bs, gs, ds].transpose(-1, -2),
-                          blk.slabs(ws, 'adjoint_slab', 2), visit)
+            _scan_adjoint(
+                decay, gb, blk.C,
+                _chunk_decay(blk.dt, blk.A2, slice(1, None), True),
+                None if glast4 is None else glast4[bs, gs,
+                                                   ds].transpose(-1, -2),
+                blk.slabs(ws, 'adjoint_slab', 2), visit)
             dA[gs, :, ds] += dA_acc.sum((0, 1))
             s = sb.view(blk.x.shape)
             ddt_all[:, :, bs, gs, ds] = ddtb.addcmul_(blk.u, s)

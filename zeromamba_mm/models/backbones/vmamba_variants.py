@@ -200,8 +200,8 @@ class SS2DFrequency(SS2D):
                 rows, cols = masks[k].ne(0).nonzero(as_tuple=True)
                 hk = int(rows.max()) + 1 if rows.numel() else 1
                 wk = int(cols.max()) + 1 if cols.numel() else 1
-                ops.append((rh @ mh.T[:, :hk], masks[k][:hk, :wk],
-                            mw[:wk] @ rw.T))
+                ops.append(
+                    (rh @ mh.T[:, :hk], masks[k][:hk, :wk], mw[:wk] @ rw.T))
             hmax = max((o[1].shape[0] for o in ops), default=0)
             wmax = max((o[1].shape[1] for o in ops), default=0)
 
@@ -220,8 +220,8 @@ class SS2DFrequency(SS2D):
             return []
         coeffs = mh @ x @ mw.T  # the kept (top-left) DCT coefficients
         return [
-            left @ (coeffs[..., :mask.shape[0], :mask.shape[1]] * mask)
-            @ right for left, mask, right in ops
+            left @ (coeffs[..., :mask.shape[0], :mask.shape[1]] * mask) @ right
+            for left, mask, right in ops
         ]
 
     def serialize(self, x: Tensor) -> Tensor:
@@ -240,8 +240,9 @@ class SS2DFrequency(SS2D):
             seg = slice(start, start + m.shape[-1] * m.shape[-2])
             rows = out[:, 0, :, seg].view_as(m)
             rows.copy_(m)
-            out[:, 1, :, seg].view(m.shape[:2] + m.shape[-1:] +
-                                   m.shape[-2:-1]).copy_(m.transpose(2, 3))
+            out[:, 1, :,
+                seg].view(m.shape[:2] + m.shape[-1:] + m.shape[-2:-1]).copy_(
+                    m.transpose(2, 3))
             # Reversed directions read every segment reversed.
             out[:, 2:, :, seg] = out[:, :2, :, seg].flip(-1)
             start = seg.stop
