@@ -6,19 +6,19 @@ runs over a (rows x N) state per step. The d_state-1 scan
 chunk is a strided slab whose contiguous runs are only ``nc`` elements
 long; at N = 16 and L = 197 (Vim-S) that is per-element and per-op
 overhead, not arithmetic. Here every block is laid out time-major,
-``(T, nc, rows, N)`` (step ``t`` of chunk ``c`` is at position
-``c * T + t``), so that:
+``(T, nc, rows, N, channels)`` (step ``t`` of chunk ``c`` is at position
+``c * T + t``; channels innermost), so that:
 
-* one step of every chunk is one contiguous slab of ``nc * rows * N``
-  elements: the two loops over the ``T`` steps of a chunk (chunk-local end
-  states, then the final states from the true chunk starts) are ``2 T``
-  wide vectorised ``addcmul`` calls;
-* the decays ``exp(dt A)`` and the scan inputs ``dt u B`` are written
-  straight into that layout by broadcasting the small per-step tensors
-  (dt, u, B, C: rows or N wide) that are transposed instead; no
-  state-sized tensor is ever copied between layouts;
+* one step of every chunk is one contiguous slab: the two loops over the
+  ``T`` steps of a chunk (chunk-local end states, then the states from
+  the true chunk starts) are a few wide vectorised ops per step;
+* the scan inputs ``dt u B`` and outputs ``C . h`` are formed one step at
+  a time from the small per-step tensors (dt, u, B, C: no N or no channel
+  dim; these are what is transposed), and in the forward so are the
+  decays ``exp(dt A)``; only the decays and, in the backward, the states
+  are state-sized, and no state-sized tensor is copied between layouts;
 * the contractions over the state (``y = C . h``, and in the backward
-  ``dB``, ``dC`` and ``sum_n lam B``) are batched matrix products;
+  ``dB``, ``dC`` and ``sum_n lam B``) are batched matrix-vector products;
 * each chunk's total decay is ``exp(A * sum_t dt_t)``, a segment sum of
   log-decays (<= 0), never a product of state-sized tensors and never a
   division by a decay, so strong decay cannot overflow; the carry across

@@ -1,5 +1,10 @@
 """Fast pure-PyTorch selective scan: the CPU path, and a fallback anywhere.
 
+:func:`selective_scan_torch` runs the chunked scan below for d_state 1
+(VMamba) and the time-major scan of :mod:`.selective_scan_states` for
+d_state > 1 (Vim, GlobalMamba, V2M), where this layout's short strided
+runs would cost more than the arithmetic.
+
 The recurrence ``h_t = a_t * h_{t-1} + b_t`` (``a_t = exp(delta_t * A)``,
 ``b_t = delta_t * B_t * u_t``) is evaluated as a two-level chunked scan
 that never divides by a decay and never exponentiates a positive number,
@@ -22,7 +27,7 @@ elementwise ops in the input layout; only the decay, the scanned inputs
 and the states are transposed to and from the chunk layout. On CPU the rows
 (batch x channel) are processed in blocks of about half a million elements
 whose temporaries come from a pool of buffers handed out by role
-(:class:`_Workspace`): they stay in the last-level cache and no full-size
+(:class:`ScanWorkspace`): they stay in the last-level cache and no full-size
 temporary is allocated (a fresh multi-megabyte tensor costs page faults
 that cost more than the arithmetic on it).
 
@@ -249,7 +254,7 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     The gate ``y * silu(z)`` (and so ``dz``) is applied outside this
     function, by autograd, in :func:`zeromamba_mm.ops.selective_scan`.
 
-    Workspace roles per block (:class:`_Workspace`), from take to release:
+    Workspace roles per block (:class:`ScanWorkspace`), from take to release:
     ``'grad_y'`` (``g`` upcast), ``'dt'`` and ``'softplus_grad'`` live for
     the whole block; ``'decay'`` until ``lam q`` is formed; ``'decay_c'``
     until the adjoint scan is done; ``'adjoint'`` (``lam``, input layout:
@@ -257,7 +262,7 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     until ``s``; ``'adjoint_c'`` (``lam``, chunk layout) for the scan;
     ``'state_c'`` until copied to ``'state'`` (input layout). The terms of
     the sums are formed in place over a factor that is not needed
-    afterwards (:meth:`_Workspace.rename` marks the hand-over):
+    afterwards (:meth:`ScanWorkspace.rename` marks the hand-over):
     ``'decay'`` -> ``'adjoint_decay'`` (``lam_t q_t``) ->
     ``'ddelta_terms'`` (``A lam q``); ``'state'`` -> ``'dC_terms'``;
     ``'dt_u'`` -> ``'dB_terms'`` (N = 1); ``'adjoint'`` -> ``'adjoint_b'``
