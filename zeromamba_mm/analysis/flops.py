@@ -103,6 +103,7 @@ class ScanSignature:
 #: ...)`` (the gate is applied by the dispatch, after the Function).
 SCAN_SIGNATURES: Tuple[ScanSignature, ...] = (
     ScanSignature('SelectiveScanTorchFn', skip_index=5),
+    ScanSignature('SelectiveScanStatesFn', skip_index=5),
     ScanSignature('SelectiveScanTritonFn', skip_index=5),
 )
 

@@ -278,10 +278,13 @@ def selective_scan_2d(x: Tensor,
         y = ((z_a + z_b).transpose(-1, -2) + torch.rot90(z_c, -1, (-2, -1)) +
              torch.rot90(z_d, 1, (-2, -1)))
         return (y * out_scale).to(x.dtype)
-    stacked = torch.stack(outputs, dim=1)
     if return_directions:
-        return stacked.to(x.dtype)
-    return (stacked.sum(dim=1) * out_scale).to(x.dtype)
+        return torch.stack(outputs, dim=1).to(x.dtype)
+    # A running sum of the (flipped) views: no stacked copy.
+    total = outputs[0] * out_scale
+    for out in outputs[1:]:
+        total = total.add_(out, alpha=out_scale)
+    return total.to(x.dtype)
 
 
 def _row_first(xs: Tensor, zs: Optional[Tensor], p: dict,

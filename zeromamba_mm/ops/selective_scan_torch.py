@@ -1,5 +1,10 @@
 """Fast pure-PyTorch selective scan: the CPU path, and a fallback anywhere.
 
+:func:`selective_scan_torch` runs the chunked scan below for d_state 1
+(VMamba) and the time-major scan of :mod:`.selective_scan_states` for
+d_state > 1 (Vim, GlobalMamba, V2M), where this layout's short strided
+runs would cost more than the arithmetic.
+
 The recurrence ``h_t = a_t * h_{t-1} + b_t`` (``a_t = exp(delta_t * A)``,
 ``b_t = delta_t * B_t * u_t``) is evaluated as a two-level chunked scan
 that never divides by a decay and never exponentiates a positive number,
@@ -22,7 +27,7 @@ elementwise ops in the input layout; only the decay, the scanned inputs
 and the states are transposed to and from the chunk layout. On CPU the rows
 (batch x channel) are processed in blocks of about half a million elements
 whose temporaries come from a pool of buffers handed out by role
-(:class:`_Workspace`): they stay in the last-level cache and no full-size
+(:class:`ScanWorkspace`): they stay in the last-level cache and no full-size
 temporary is allocated (a fresh multi-megabyte tensor costs page faults
 that cost more than the arithmetic on it).
 
@@ -33,231 +38,25 @@ the same chunked scheme, so training memory is that of the inputs plus one
 block of temporaries. :func:`_backward` derives every gradient.
 """
 import contextlib
-import math
-import threading
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
+from .scan_chunked import chunked, scan_backward_, scan_forward_, to_chunks
 from .scan_common import LOG2E, compute_dtype, softplus_
+from .selective_scan_states import SelectiveScanStatesFn
 from .tracing import opaque_to_tracer
+
+# The workspace under its former name (tests and older imports).
+_Workspace = ScanWorkspace
 
 # Elements (rows x steps) per block on CPU: the dozen float32 buffers of a
 # block (2 MB each) stay in a 32 MB last-level cache, and each step of the
 # loops over T is wide enough to amortise its dispatch. Other devices run
 # the whole problem as one block.
 CPU_BLOCK_ELEMS = 1 << 19
-# Preferred chunk length (see chunk_shape).
-CHUNK_TARGET = 16
-
-
-def chunk_shape(length: int, target: Optional[int] = None) -> Tuple[int, int]:
-    """Chunk length ``T`` and number of chunks ``nc`` for ``length`` steps.
-
-    Short chunks keep the Python loops over ``T`` short and each of their
-    steps a wide slab; the carry across the ``nc`` chunks is a log-depth
-    scan, so a large ``nc`` is cheap. Prefers a divisor of ``length`` in
-    ``[target / 2, 2 * target]`` (``H * W`` sequences usually have one:
-    no padding), else pads to a multiple of ``target``.
-
-    Args:
-        length (int): Sequence length L.
-        target (int, optional): Preferred chunk length; defaults to
-            :data:`CHUNK_TARGET`.
-
-    Returns:
-        tuple[int, int]: ``(T, nc)`` with ``length <= T * nc < length + T``.
-    """
-    target = target or CHUNK_TARGET
-    if length <= 2 * target:
-        return length, 1
-    divisors = [
-        t for t in range(target // 2, 2 * target + 1) if length % t == 0
-    ]
-    if divisors:
-        t = min(divisors, key=lambda d: (abs(d - target), -d))
-        return t, length // t
-    return target, math.ceil(length / target)
-
-
-def _chunked(x: Tensor, T: int, nc: int) -> Tensor:
-    """View ``(..., T * nc)`` as ``(..., T, nc)``: step t of chunk c is at
-    position ``c * T + t``."""
-    return x.unflatten(-1, (nc, T)).transpose(-1, -2)
-
-
-def _even(n: int, parts: int) -> Iterator[slice]:
-    """``parts`` nearly equal slices of ``range(n)``."""
-    parts = max(1, min(n, parts))
-    size = math.ceil(n / parts)
-    return (slice(i, min(i + size, n)) for i in range(0, n, size))
-
-
-def _blocks(batch: int, groups: int, per_group: int, length: int,
-            budget: Optional[int]) -> Iterator[Tuple[slice, slice, slice]]:
-    """Split (batch, group, channel-in-group) rows into blocks of at most
-    about ``budget`` elements; a block holds either whole groups or part of
-    one group, so its B/C are a plain slice."""
-    everything = (slice(0, batch), slice(0, groups), slice(0, per_group))
-    if budget is None or batch * groups * per_group * length <= budget:
-        yield everything
-        return
-    item = groups * per_group * length
-    group = per_group * length
-    if item <= budget:
-        for bs in _even(batch, math.ceil(batch * item / budget)):
-            yield bs, everything[1], everything[2]
-    elif group <= budget:
-        for b in range(batch):
-            for gs in _even(groups, math.ceil(item / budget)):
-                yield slice(b, b + 1), gs, everything[2]
-    else:
-        for b in range(batch):
-            for g in range(groups):
-                for ds in _even(per_group, math.ceil(group / budget)):
-                    yield slice(b, b + 1), slice(g, g + 1), ds
-
-
-def _scan_small_(a: Tensor, b: Tensor) -> Tensor:
-    """Inclusive scan ``h_c = a_c h_{c-1} + b_c`` along the last dim by
-    recursive doubling (log2(n) steps of whole-tensor ops; only products
-    of decays, so as stable as the sequential form). ``a`` is consumed.
-    """
-    n, k = a.shape[-1], 1
-    while k < n:
-        b[..., k:] = torch.addcmul(b[..., k:], a[..., k:], b[..., :-k])
-        if 2 * k < n:
-            a[..., k:] = a[..., k:] * a[..., :-k]
-        k *= 2
-    return b
-
-
-def _scan_forward_(a: Tensor, b: Tensor) -> None:
-    """In place ``b <- h`` for ``h_t = a_t h_{t-1} + b_t``, ``h_{-1} = 0``.
-
-    ``a`` and ``b`` are ``(..., T, nc)`` (see :func:`_chunked`).
-    """
-    T, nc = a.shape[-2], a.shape[-1]
-    av, bv = a.unbind(-2), b.unbind(-2)
-    if nc > 1:
-        # Chunk-local end states, starting every chunk from zero.
-        end = bv[0].clone()
-        for t in range(1, T):
-            torch.addcmul(bv[t], av[t], end, out=end)
-        # True end states: scan over chunks with each chunk's total decay.
-        _scan_small_(torch.prod(a, dim=-2), end)
-        bv[0][..., 1:].addcmul_(av[0][..., 1:], end[..., :-1])
-    for t in range(1, T):
-        bv[t].addcmul_(av[t], bv[t - 1])
-
-
-def _scan_backward_(a: Tensor, lam: Tensor) -> None:
-    """In place ``lam <- l`` for ``l_t = lam_t + a_{t+1} l_{t+1}``.
-
-    The adjoint of :func:`_scan_forward_` (same layout, reversed).
-    """
-    T, nc = a.shape[-2], a.shape[-1]
-    av, lv = a.unbind(-2), lam.unbind(-2)
-    if nc > 1:
-        # Chunk-local value at t = 0 with nothing coming from the right.
-        first = lv[T - 1].clone()
-        for t in range(T - 2, -1, -1):
-            torch.addcmul(lv[t], av[t + 1], first, out=first)
-        # True first values: l_first[c] = local[c] + alpha_c l_first[c+1]
-        # with alpha_c = (decay of steps 1..T-1 of c) * a_first[c+1].
-        alpha = torch.prod(a[..., 1:, :], dim=-2)
-        alpha[..., :-1].mul_(av[0][..., 1:])
-        alpha[..., -1] = 0
-        first = _scan_small_(alpha.flip(-1), first.flip(-1)).flip(-1)
-        # What chunk c's last step receives from the right.
-        lv[T - 1][..., :-1].addcmul_(av[0][..., 1:], first[..., 1:])
-    for t in range(T - 2, -1, -1):
-        lv[t].addcmul_(av[t + 1], lv[t + 1])
-
-
-class _Workspace:
-    """Scratch buffers handed out by role and recycled across blocks.
-
-    On CPU a fresh multi-megabyte tensor costs page faults that take longer
-    than the arithmetic done on it, so per-block temporaries come from a
-    pool of flat buffers kept per thread, device and dtype (a few MB:
-    blocks are small there). :meth:`take` gives a role (``'decay'``,
-    ``'adjoint'``, ...) its own buffer for as long as the role is live;
-    :meth:`release` ends the role and returns the memory to the pool, where
-    a role taken later may receive it. A role therefore has one meaning for
-    its whole lifetime, and the memory of roles whose lifetimes do not
-    overlap is shared, as with a caching allocator. On other devices the
-    caching allocator already does this and blocks are whole problems, so
-    every take allocates and nothing is kept.
-    """
-
-    _local = threading.local()
-
-    def __init__(self, device: torch.device, dtype: torch.dtype):
-        self.device, self.dtype = device, dtype
-        self.keep = device.type == 'cpu'
-        self.free: List[Tensor] = []
-        self.live: Dict[str, Tensor] = {}
-
-    @classmethod
-    def get(cls, device: torch.device, dtype: torch.dtype) -> '_Workspace':
-        cache = getattr(cls._local, 'cache', None)
-        if cache is None:
-            cache = cls._local.cache = {}
-        key = (device, dtype)
-        if key not in cache:
-            cache[key] = cls(device, dtype)
-        ws = cache[key]
-        return ws if ws.keep else cls(device, dtype)
-
-    def take(self, role: str, shape: Tuple[int, ...]) -> Tensor:
-        """An uninitialised tensor of ``shape`` for ``role`` until
-        :meth:`release`."""
-        if role in self.live:
-            raise RuntimeError(f'workspace role {role!r} is already live')
-        numel = math.prod(shape)
-        # Indices, not list.remove: tensors do not compare with ==.
-        sizes = [b.numel() for b in self.free]
-        fits = [i for i, n in enumerate(sizes) if n >= numel]
-        if fits:
-            buf = self.free.pop(min(fits, key=sizes.__getitem__))
-        else:
-            if self.free:  # replace the largest (too small) free buffer
-                self.free.pop(max(range(len(sizes)), key=sizes.__getitem__))
-            buf = torch.empty(numel, dtype=self.dtype, device=self.device)
-        self.live[role] = buf
-        return buf[:numel].view(shape)
-
-    def release(self, *roles: str) -> None:
-        """End ``roles``; their memory may be handed to later roles."""
-        for role in roles:
-            buf = self.live.pop(role)
-            if self.keep:
-                self.free.append(buf)
-
-    def rename(self, role: str, new_role: str) -> None:
-        """Hand ``role``'s buffer to ``new_role``, for an in-place update
-        that turns the old quantity (no longer needed) into the new one:
-        on CPU an in-place product streams two operands instead of three,
-        which is measurably faster than writing to a fresh buffer."""
-        if new_role in self.live:
-            raise RuntimeError(f'workspace role {new_role!r} is already live')
-        self.live[new_role] = self.live.pop(role)
-
-    @contextlib.contextmanager
-    def scope(self) -> Iterator['_Workspace']:
-        """Release every role taken inside (one block), also on error."""
-        before = set(self.live)
-        try:
-            yield self
-        finally:
-            self.release(*[r for r in self.live if r not in before])
-
-
-def _to_chunks(x: Tensor, T: int, nc: int, out: Tensor) -> Tensor:
-    """Copy ``x`` (..., T * nc) into ``out`` in the (..., T, nc) layout."""
-    return out.view(x.shape[:-1] + (T, nc)).copy_(_chunked(x, T, nc))
 
 
 def _sum_state(x: Tensor, dim: int = 3) -> Tensor:
@@ -300,8 +99,8 @@ class _Problem:
         return x.view(self.groups, self.per_group, *x.shape[1:])
 
     def blocks(self) -> Iterator[Tuple[slice, slice, slice]]:
-        return _blocks(self.batch, self.groups, self.per_group, self.padded,
-                       self.budget)
+        return scan_blocks(self.batch, self.groups, self.per_group,
+                           self.padded, self.budget)
 
     @property
     def last_index(self) -> Tuple[int, int]:
@@ -352,13 +151,13 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
     decay = torch.mul(
         dt.unsqueeze(3), A[..., None], out=ws.take('decay', shape))
     decay.exp2_()
-    decay_c = _to_chunks(decay, T, nc, ws.take('decay_c', shape))
+    decay_c = to_chunks(decay, T, nc, ws.take('decay_c', shape))
     dt_u = torch.mul(dt, u, out=ws.take('dt_u', dt.shape))
     inputs = torch.mul(
         dt_u.unsqueeze(3), B.unsqueeze(2), out=ws.take('scan_inputs', shape))
-    state_c = _to_chunks(inputs, T, nc, ws.take('state_c', shape))
+    state_c = to_chunks(inputs, T, nc, ws.take('state_c', shape))
     ws.release('dt_u', 'scan_inputs')
-    _scan_forward_(decay_c, state_c)
+    scan_forward_(decay_c, state_c)
     return decay, decay_c, state_c
 
 
@@ -402,7 +201,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
             if last is not None:
                 last[bs, gs, ds] = state_c[..., tl, cl]
             state = ws.take('state', decay.shape)
-            _chunked(state, T, nc).copy_(state_c)
+            chunked(state, T, nc).copy_(state_c)
             ws.release('state_c')
             terms = state.mul_(C[bs, gs].unsqueeze(2))  # h_t C_t
             ws.rename('state', 'output_terms')
@@ -419,8 +218,10 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
 
 def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
               D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
-              gy: Tensor, glast: Optional[Tensor]) -> Tuple[Tensor, ...]:
-    r"""Gradients of the z-free scan, by the adjoint recurrence.
+              gy: Tensor, glast: Optional[Tensor],
+              needs: Tuple[bool, ...]) -> Tuple[Optional[Tensor], ...]:
+    r"""Gradients of the z-free scan, by the adjoint recurrence (dB and dC
+    only where ``needs``, autograd's ``needs_input_grad``, asks for them).
 
     Forward, for one sequence and channel ``d``, state ``n``, step ``t``
     (``x_t = delta_t + bias``)::
@@ -454,7 +255,7 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     The gate ``y * silu(z)`` (and so ``dz``) is applied outside this
     function, by autograd, in :func:`zeromamba_mm.ops.selective_scan`.
 
-    Workspace roles per block (:class:`_Workspace`), from take to release:
+    Workspace roles per block (:class:`ScanWorkspace`), from take to release:
     ``'grad_y'`` (``g`` upcast), ``'dt'`` and ``'softplus_grad'`` live for
     the whole block; ``'decay'`` until ``lam q`` is formed; ``'decay_c'``
     until the adjoint scan is done; ``'adjoint'`` (``lam``, input layout:
@@ -462,7 +263,7 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     until ``s``; ``'adjoint_c'`` (``lam``, chunk layout) for the scan;
     ``'state_c'`` until copied to ``'state'`` (input layout). The terms of
     the sums are formed in place over a factor that is not needed
-    afterwards (:meth:`_Workspace.rename` marks the hand-over):
+    afterwards (:meth:`ScanWorkspace.rename` marks the hand-over):
     ``'decay'`` -> ``'adjoint_decay'`` (``lam_t q_t``) ->
     ``'ddelta_terms'`` (``A lam q``); ``'state'`` -> ``'dC_terms'``;
     ``'dt_u'`` -> ``'dB_terms'`` (N = 1); ``'adjoint'`` -> ``'adjoint_b'``
@@ -507,13 +308,13 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 gb.unsqueeze(3), Cb, out=ws.take('adjoint', shape))
             if glast4 is not None:
                 adjoint[..., p.length - 1] += glast4[bs, gs, ds]
-            adjoint_c = _to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
-            _scan_backward_(decay_c, adjoint_c)
+            adjoint_c = to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
+            scan_backward_(decay_c, adjoint_c)
             ws.release('decay_c')
-            _chunked(adjoint, T, nc).copy_(adjoint_c)
+            chunked(adjoint, T, nc).copy_(adjoint_c)
             ws.release('adjoint_c')
             state = ws.take('state', shape)
-            _chunked(state, T, nc).copy_(state_c)
+            chunked(state, T, nc).copy_(state_c)
             ws.release('state_c')
             # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
             # over the decay, which is not needed after it.
@@ -525,21 +326,29 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 lam_q, dt.unsqueeze(3), out=ws.take('dA_terms', shape))
             dA[gs, ds] += terms.sum((0, -1))
             ws.release('dA_terms')
-            terms = state.mul_(gb.unsqueeze(3))  # g_t h_t
-            ws.rename('state', 'dC_terms')
-            dC[bs, gs] += terms.sum(2)
-            ws.release('dC_terms')
-            dt_u = torch.mul(dt, ub, out=ws.take('dt_u', dt.shape))
-            if N == 1:  # lam_t dt_t u_t, in place over dt_u
-                terms = dt_u.mul_(adjoint.squeeze(3))
-                ws.rename('dt_u', 'dB_terms')
-                dB[bs, gs] += terms.sum(2).unsqueeze(2)
+            # dC and dB only when asked for (a fixed all-ones B or C, as in
+            # V2M's 2-D scan, needs none).
+            if needs[4]:
+                terms = state.mul_(gb.unsqueeze(3))  # g_t h_t
+                ws.rename('state', 'dC_terms')
+                dC[bs, gs] += terms.sum(2)
+                ws.release('dC_terms')
             else:
-                terms = torch.mul(
-                    adjoint, dt_u.unsqueeze(3), out=ws.take('dB_terms', shape))
-                dB[bs, gs] += terms.sum(2)
-                ws.release('dt_u')
-            ws.release('dB_terms')
+                ws.release('state')
+            if needs[3]:
+                dt_u = torch.mul(dt, ub, out=ws.take('dt_u', dt.shape))
+                if N == 1:  # lam_t dt_t u_t, in place over dt_u
+                    terms = dt_u.mul_(adjoint.squeeze(3))
+                    ws.rename('dt_u', 'dB_terms')
+                    dB[bs, gs] += terms.sum(2).unsqueeze(2)
+                else:
+                    terms = torch.mul(
+                        adjoint,
+                        dt_u.unsqueeze(3),
+                        out=ws.take('dB_terms', shape))
+                    dB[bs, gs] += terms.sum(2)
+                    ws.release('dt_u')
+                ws.release('dB_terms')
             s = _sum_state(adjoint.mul_(Bb))  # sum_n lam_t B_t
             ws.rename('adjoint', 'adjoint_b')
             dub = torch.mul(dt, s, out=ws.take('du', dt.shape))
@@ -559,7 +368,8 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     if p.padded != p.length:
         du, ddelta = (x[..., :p.length].contiguous() for x in (du, ddelta))
         dB, dC = dB[..., :p.length], dC[..., :p.length]
-    dB, dC = dB.to(B.dtype), dC.to(C.dtype)
+    dB = dB.to(B.dtype) if needs[3] else None
+    dC = dC.to(C.dtype) if needs[4] else None
     dA = dA.view(A.shape).to(A.dtype)
     dD = None if D is None else dD.view(D.shape).to(D.dtype)
     dbias = None if bias is None else dbias.view(bias.shape).to(bias.dtype)
@@ -589,7 +399,7 @@ class SelectiveScanTorchFn(torch.autograd.Function):
         u, delta, A, B, C, D, bias = ctx.saved_tensors
         with torch.autocast(u.device.type, enabled=False):
             grads = _backward(u, delta, A, B, C, D, bias, ctx.delta_softplus,
-                              gy, glast)
+                              gy, glast, ctx.needs_input_grad)
         return grads + (None, None, None)
 
 
@@ -626,6 +436,7 @@ def selective_scan_torch(u: Tensor,
         Tensor | tuple: ``y`` (batch, D, L), and the last state
         (batch, D, N) in the compute dtype when asked for.
     """
-    return SelectiveScanTorchFn.apply(u, delta, A, B, C, D, delta_bias,
-                                      delta_softplus, return_last_state,
-                                      out_dtype or u.dtype)
+    # d_state > 1: the time-major scan (see selective_scan_states).
+    fn = SelectiveScanTorchFn if A.shape[1] == 1 else SelectiveScanStatesFn
+    return fn.apply(u, delta, A, B, C, D, delta_bias, delta_softplus,
+                    return_last_state, out_dtype or u.dtype)

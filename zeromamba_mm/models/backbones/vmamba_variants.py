@@ -166,7 +166,7 @@ class SS2DFrequency(SS2D):
         self.num_levels = int(num_levels)
         self.mask_shape = mask_shape
         self.mode = mode
-        self._ops: Dict[tuple, List[Tuple[Tensor, Tensor, Tensor]]] = {}
+        self._ops: Dict[tuple, tuple] = {}
 
     def prefix_grids(self, height: int, width: int) -> List[Tuple[int, int]]:
         """Grids of the K-1 prefix levels, low to high."""
@@ -175,10 +175,16 @@ class SS2DFrequency(SS2D):
                 for k in range(self.num_levels - 1)]
 
     def _level_ops(self, height: int, width: int, dtype,
-                   device) -> List[Tuple[Tensor, Tensor, Tensor]]:
-        """Per level (left, mask, right) with ``P_k = left (mask * X)
-        right``, X the DCT coefficients: the inverse DCT and the bilinear
-        resize folded into two small matrices."""
+                   device) -> Tuple[Tensor, Tensor, List[Tuple[Tensor, ...]]]:
+        """The DCT rows and columns that any prefix level keeps, and per
+        level (left, mask, right) with ``P_k = left (mask * X) right``, X
+        the DCT coefficients: the inverse DCT and the bilinear resize
+        folded into two small matrices.
+
+        Each level is low-pass, so only the coefficients inside its mask's
+        support (a top-left block) are computed and used: the others are
+        multiplied by zero (``'lowpass'`` and ``'band'`` alike).
+        """
         key = (height, width, dtype, str(device))
         if key not in self._ops:
             mh = dct_matrix(height, torch.float64)
@@ -191,36 +197,56 @@ class SS2DFrequency(SS2D):
             for k, (gh, gw) in enumerate(self.prefix_grids(height, width)):
                 rh = _resize_matrix(height, gh)
                 rw = _resize_matrix(width, gw)
+                rows, cols = masks[k].ne(0).nonzero(as_tuple=True)
+                hk = int(rows.max()) + 1 if rows.numel() else 1
+                wk = int(cols.max()) + 1 if cols.numel() else 1
                 ops.append(
-                    tuple(
-                        t.to(dtype=dtype, device=device)
-                        for t in (rh @ mh.T, masks[k], mw @ rw.T)))
-            self._ops[key] = ops
+                    (rh @ mh.T[:, :hk], masks[k][:hk, :wk], mw[:wk] @ rw.T))
+            hmax = max((o[1].shape[0] for o in ops), default=0)
+            wmax = max((o[1].shape[1] for o in ops), default=0)
+
+            def cast(t):
+                return t.to(dtype=dtype, device=device)
+
+            self._ops[key] = (cast(mh[:hmax]), cast(mw[:wmax]),
+                              [tuple(cast(t) for t in o) for o in ops])
         return self._ops[key]
 
     def prefix_maps(self, x: Tensor) -> List[Tensor]:
         """Low-pass prefix maps of (B, E, H, W), resized to their grids."""
         height, width = x.shape[-2:]
-        ops = self._level_ops(height, width, x.dtype, x.device)
-        mh = dct_matrix(height, x.dtype, x.device)
-        mw = dct_matrix(width, x.dtype, x.device)
-        coeffs = mh @ x @ mw.T
-        return [left @ (coeffs * mask) @ right for left, mask, right in ops]
+        mh, mw, ops = self._level_ops(height, width, x.dtype, x.device)
+        if not ops:
+            return []
+        coeffs = mh @ x @ mw.T  # the kept (top-left) DCT coefficients
+        return [
+            left @ (coeffs[..., :mask.shape[0], :mask.shape[1]] * mask) @ right
+            for left, mask, right in ops
+        ]
 
     def serialize(self, x: Tensor) -> Tensor:
         """(B, E, H, W) -> (B, 4, E, Lp + H*W): prefix tokens then grid
-        tokens, per direction (rows, columns, and both reversed)."""
-        rows, cols = [], []
-        for m in self.prefix_maps(x) + [x]:
-            rows.append(m.flatten(2))
-            cols.append(m.transpose(2, 3).flatten(2))
-        fwd = [torch.cat(rows, -1), torch.cat(cols, -1)]
-        # Reversed directions read every segment reversed, prefixes first.
-        rev = [
-            torch.cat([s.flip(-1) for s in rows], -1),
-            torch.cat([s.flip(-1) for s in cols], -1)
-        ]
-        return torch.stack(fwd + rev, dim=1)
+        tokens, per direction (rows, columns, and both reversed).
+
+        Written segment by segment into one tensor (no concatenated or
+        stacked copies).
+        """
+        maps = self.prefix_maps(x) + [x]
+        length = sum(m.shape[-1] * m.shape[-2] for m in maps)
+        out = x.new_empty(x.shape[:1] + (NUM_DIRECTIONS, ) + x.shape[1:2] +
+                          (length, ))
+        start = 0
+        for m in maps:
+            seg = slice(start, start + m.shape[-1] * m.shape[-2])
+            rows = out[:, 0, :, seg].view_as(m)
+            rows.copy_(m)
+            out[:, 1, :,
+                seg].view(m.shape[:2] + m.shape[-1:] + m.shape[-2:-1]).copy_(
+                    m.transpose(2, 3))
+            # Reversed directions read every segment reversed.
+            out[:, 2:, :, seg] = out[:, :2, :, seg].flip(-1)
+            start = seg.stop
+        return out
 
     def forward_core(self, x: Tensor) -> Tensor:
         batch, e, height, width = x.shape
