@@ -1,0 +1,11 @@
+"""Export to ONNX and inference with onnxruntime (``pip install
+'zeromamba_mm[deploy]'``); see docs/deploy.md."""
+from .exportable import ExportableClassifier
+from .exporter import ExportMismatchError, export_onnx
+from .metadata import MODES, DeployedModelError
+from .operating_point import operating_point
+
+__all__ = [
+    'ExportableClassifier', 'ExportMismatchError', 'export_onnx', 'MODES',
+    'DeployedModelError', 'operating_point'
+]
