@@ -25,7 +25,7 @@ from .metadata import FORMAT_VERSION, encode_metadata, load_onnx_model
 from .operating_point import operating_point
 
 #: ONNX opset of the exported graphs (CumSum, Einsum, ... are all older).
-OPSET = 17
+OPSET = 18
 #: Largest accepted |onnxruntime - PyTorch| relative to max(1, |PyTorch|).
 TOLERANCE = 1e-4
 
@@ -283,6 +283,9 @@ def export_onnx(config: str,
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.export_', suffix='.onnx', dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not for a model file
     try:
         deviation = _export_to(tmp, wrapper, values, height, width,
                                dynamic_batch, tolerance)
@@ -297,27 +300,27 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
     import onnx
     batch = 2 if dynamic_batch else 1
     example = _example_inputs(wrapper, height, width, batch, seed=0)
-    dynamic_axes = {}
-    if dynamic_batch:
-        dynamic_axes = {n: {0: 'batch'} for n in wrapper.output_names}
-        dynamic_axes['image'] = {0: 'batch'}
+    # torch.export's dynamic dimensions: the batch (--dynamic-batch) and,
+    # in 'attributes' mode, the number of classes scored.
+    dims = [{0: torch.export.Dim('batch', min=1)} if dynamic_batch else {}]
     if wrapper.mode == 'attributes':
-        dynamic_axes['class_attributes'] = {0: 'classes'}
-        dynamic_axes.setdefault('raw_scores', {})[1] = 'classes'
+        dims.append({0: torch.export.Dim('classes', min=1)})
     with warnings.catch_warnings():
-        # The exporter's notes (the TorchScript path is deprecated; traced
-        # Python values) are not for the user: verify() below is the check.
+        # The exporter's progress notes are not for the user: verify()
+        # below is the check that matters.
         warnings.simplefilter('ignore')
         with torch.no_grad():
             torch.onnx.export(
                 wrapper,
                 example,
                 path,
-                dynamo=False,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
                 opset_version=OPSET,
                 input_names=list(wrapper.input_names),
                 output_names=list(wrapper.output_names),
-                dynamic_axes=dynamic_axes or None)
+                dynamic_shapes=tuple(dims))
     model = onnx.load(path)
     for key, value in encode_metadata(values).items():
         entry = model.metadata_props.add()
