@@ -66,6 +66,30 @@ def class_matrix(head: nn.Module, matrix: Tensor) -> Iterator[None]:
         head.class_attributes = saved
 
 
+#: Head methods whose result depends on buffers only (constant in a
+#: deployed model) through data-dependent Python branches, which
+#: ``torch.export`` cannot record: evaluated once before the export.
+BUFFER_DECISIONS = ('_global_columns', )
+
+
+@contextlib.contextmanager
+def frozen_decisions(head: nn.Module) -> Iterator[None]:
+    """Replace the :data:`BUFFER_DECISIONS` of ``head`` by their values
+    (e.g. DRMN's fused global-branch columns) while exporting."""
+    frozen = []
+    for name in BUFFER_DECISIONS:
+        method = getattr(head, name, None)
+        if callable(method) and name not in vars(head):
+            value = method()
+            setattr(head, name, lambda value=value: value)
+            frozen.append(name)
+    try:
+        yield
+    finally:
+        for name in frozen:
+            delattr(head, name)  # the class's method again
+
+
 class ExportableClassifier(nn.Module):
     """A classifier as one graph from image to outputs (see module doc).
 

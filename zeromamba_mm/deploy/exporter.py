@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .exportable import ExportableClassifier, is_zero_shot
+from .exportable import (ExportableClassifier, frozen_decisions,
+                         is_zero_shot)
 from .metadata import FORMAT_VERSION, encode_metadata, load_onnx_model
 from .operating_point import operating_point
 
@@ -207,7 +208,12 @@ def verify(path: str, wrapper, example_inputs: Sequence[tuple],
             name: x.numpy().astype(np.float32)
             for name, x in zip(wrapper.input_names, inputs)
         }
-        got = session.run(list(wrapper.output_names), feeds)
+        try:
+            got = session.run(list(wrapper.output_names), feeds)
+        except Exception as e:  # onnxruntime's own error types
+            raise ExportMismatchError(
+                'The exported graph fails in onnxruntime on inputs of shapes '
+                f'{[tuple(x.shape) for x in inputs]}: {e}') from e
         for name, ref, out in zip(wrapper.output_names, expected, got):
             ref = ref.numpy()
             if ref.shape != out.shape:
@@ -299,7 +305,9 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
                dynamic_batch: bool, tolerance: float) -> float:
     import onnx
     batch = 2 if dynamic_batch else 1
-    example = _example_inputs(wrapper, height, width, batch, seed=0)
+    # One class more than the head stores: torch.export would otherwise
+    # read the number of classes from the stored matrix (same size).
+    example = _example_inputs(wrapper, height, width, batch, 0, 1)
     # torch.export's dynamic dimensions: the batch (--dynamic-batch) and,
     # in 'attributes' mode, the number of classes scored.
     dims = [{0: torch.export.Dim('batch', min=1)} if dynamic_batch else {}]
@@ -309,8 +317,8 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
         # The exporter's progress notes are not for the user: verify()
         # below is the check that matters.
         warnings.simplefilter('ignore')
-        with torch.no_grad():
-            torch.onnx.export(
+        with torch.no_grad(), frozen_decisions(wrapper.head):
+            _record(
                 wrapper,
                 example,
                 path,
@@ -332,3 +340,19 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
     if dynamic_batch:
         checks.append(_example_inputs(wrapper, height, width, 3, 2, 1))
     return verify(path, wrapper, checks, tolerance)
+
+
+def _record(wrapper, example, path: str, **kwargs) -> None:
+    """``torch.onnx.export``, with its failures told as export errors."""
+    try:
+        torch.onnx.export(wrapper, example, path, **kwargs)
+    except Exception as e:  # torch.export's many error types
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        where = [ln.strip() for ln in lines if ln.strip().startswith('File')]
+        raise ExportMismatchError(
+            'torch.onnx could not record the model as a static graph: '
+            f'{type(e).__name__}: {lines[0] if lines else e}'
+            + (f' (at {where[-1]})' if where else '') + '. Data-dependent '
+            'Python control flow (if/for on tensor values) cannot be '
+            'exported exactly; make the branch depend on shapes or '
+            'constants only.') from e
