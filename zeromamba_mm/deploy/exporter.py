@@ -323,6 +323,9 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
                 example,
                 path,
                 dynamo=True,
+                # onnxruntime optimises the graph when it loads it; the
+                # exporter's own pass costs several times the export.
+                optimize=False,
                 external_data=False,
                 verbose=False,
                 opset_version=OPSET,
