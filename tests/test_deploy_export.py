@@ -54,7 +54,8 @@ def shrink(cfg: Config) -> Config:
     head = cfg.model.head
     if channels is not None and 'in_channels' in head:
         head.in_channels = channels
-    if cfg.model.get('neck') and 'in_channels' in cfg.model.neck:
+    if channels is not None and cfg.model.get('neck') and \
+            'in_channels' in cfg.model.neck:
         cfg.model.neck.in_channels = channels
     if 'num_classes' in head:
         head.num_classes = 5

@@ -90,6 +90,30 @@ def frozen_decisions(head: nn.Module) -> Iterator[None]:
             delattr(head, name)  # the class's method again
 
 
+#: Per-module attributes holding lazily computed constants (frequency masks,
+#: DCT operators) keyed by input size.
+MODULE_CACHES = ('_masks', '_ops')
+
+
+@contextlib.contextmanager
+def fresh_caches(model: nn.Module) -> Iterator[None]:
+    """Empty the constant caches of ``model`` (and the DCT matrices) before
+    and after an export: torch.export fills them with its fake tensors,
+    which would break every later PyTorch call."""
+    from zeromamba_mm.models.utils import dct
+    caches = [dct._MATRIX_CACHE] + [
+        vars(module)[name] for module in model.modules()
+        for name in MODULE_CACHES if isinstance(vars(module).get(name), dict)
+    ]
+    for cache in caches:
+        cache.clear()
+    try:
+        yield
+    finally:
+        for cache in caches:
+            cache.clear()
+
+
 class ExportableClassifier(nn.Module):
     """A classifier as one graph from image to outputs (see module doc).
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .exportable import (ExportableClassifier, frozen_decisions,
-                         is_zero_shot)
+from .exportable import (ExportableClassifier, fresh_caches,
+                         frozen_decisions, is_zero_shot)
 from .metadata import FORMAT_VERSION, encode_metadata, load_onnx_model
 from .operating_point import operating_point
 
@@ -317,7 +317,8 @@ def _export_to(path: str, wrapper, values: dict, height: int, width: int,
         # The exporter's progress notes are not for the user: verify()
         # below is the check that matters.
         warnings.simplefilter('ignore')
-        with torch.no_grad(), frozen_decisions(wrapper.head):
+        with torch.no_grad(), frozen_decisions(wrapper.head), \
+                fresh_caches(wrapper):
             _record(
                 wrapper,
                 example,
