@@ -84,14 +84,15 @@ def bench(name: str, folder: str, warmup: int, repeat: int) -> list:
     model = load_classifier(config, ckpt)[0]
     module = ExportableClassifier(model, 'scores', point.get('gamma', 0.),
                                   point.get('score_space', 'softmax')).eval()
-    image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(
-        0)) * 255
+    image = torch.rand(
+        1, 3, *shape, generator=torch.Generator().manual_seed(0)) * 255
     feed = {'image': image.numpy()}
     rows = []
     for threads in (1, os.cpu_count()):
         torch.set_num_threads(threads)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only
         session = ort.InferenceSession(
             out, options, providers=['CPUExecutionProvider'])
 
@@ -109,7 +110,9 @@ def bench(name: str, folder: str, warmup: int, repeat: int) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
-        '--models', nargs='+', choices=sorted(MODELS),
+        '--models',
+        nargs='+',
+        choices=sorted(MODELS),
         default=['vmamba-t', 'demo'])
     parser.add_argument('--repeat', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)

@@ -15,8 +15,10 @@ from mmengine.config import Config
 
 ort = pytest.importorskip(
     'onnxruntime', reason="onnxruntime is missing: pip install -e '.[deploy]'")
-pytest.importorskip('onnxscript', reason='the torch.onnx exporter needs '
-                    "onnxscript: pip install -e '.[deploy]'")
+pytest.importorskip(
+    'onnxscript',
+    reason='the torch.onnx exporter needs '
+    "onnxscript: pip install -e '.[deploy]'")
 
 from zeromamba_mm.evaluation.functional import to_score_space  # noqa: E402
 from zeromamba_mm.ops import selective_scan_ref  # noqa: E402
@@ -120,8 +122,7 @@ def pytorch_outputs(model, image: torch.Tensor, matrix=None) -> dict:
             model.set_class_semantics(
                 matrix, seen_classes=list(range(NUM_SEEN)))
         feats = model.extract_feat(inputs)
-        scores = torch.stack(
-            [p.pred_score for p in model.head.predict(feats)])
+        scores = torch.stack([p.pred_score for p in model.head.predict(feats)])
         return dict(attributes=model.head(feats), raw_scores=scores)
 
 
@@ -141,18 +142,18 @@ def test_export_scan_matches_reference_in_every_layout():
     torch.manual_seed(0)
     b, d, n = 2, 4, 3
     for length in (1, 7, 16, 35):
-        u, delta, z = (torch.randn(b, d, length, dtype=torch.float64)
-                       for _ in range(3))
+        u, delta, z = (
+            torch.randn(b, d, length, dtype=torch.float64) for _ in range(3))
         A = -torch.rand(d, n, dtype=torch.float64) * 4
-        D, bias = torch.randn(d, dtype=torch.float64), torch.randn(
-            d, dtype=torch.float64)
+        D, bias = torch.randn(
+            d, dtype=torch.float64), torch.randn(
+                d, dtype=torch.float64)
         for shape in ((d, n), (b, n, length), (b, 2, n, length)):
-            B, C = (torch.randn(*shape, dtype=torch.float64)
-                    for _ in range(2))
+            B, C = (torch.randn(*shape, dtype=torch.float64) for _ in range(2))
             want = selective_scan_ref(u, delta, A, B, C, D, z, bias, True,
                                       True)
-            got = selective_scan_export(u, delta, A, B, C, D, z, bias, True,
-                                        True, chunk=4)
+            got = selective_scan_export(
+                u, delta, A, B, C, D, z, bias, True, True, chunk=4)
             torch.testing.assert_close(got[0], want[0])
             torch.testing.assert_close(got[1], want[1])
 
@@ -191,20 +192,25 @@ def test_zero_shot_family_matches_pytorch(family, tmp_path):
     cfg = family_config(family)
     ckpt = str(tmp_path / 'model.pth')
     model = make_checkpoint(cfg, ckpt).eval()
-    stored = export(cfg, ckpt, str(tmp_path / 'a.onnx'), shape=(32, 32),
-                    mode='attributes', dynamic_batch=True)['metadata']
+    stored = export(
+        cfg,
+        ckpt,
+        str(tmp_path / 'a.onnx'),
+        shape=(32, 32),
+        mode='attributes',
+        dynamic_batch=True)['metadata']
     matrix = torch.tensor(stored['class_attributes'], dtype=torch.float32)
-    new = torch.rand(1, NUM_ATTRIBUTES, generator=torch.Generator().
-                     manual_seed(5))
+    new = torch.rand(
+        1, NUM_ATTRIBUTES, generator=torch.Generator().manual_seed(5))
     extended = torch.cat([matrix, new / new.norm()])
     image = torch.rand(3, 3, 32, 32) * 255
-    got = run_onnx(str(tmp_path / 'a.onnx'), image=image,
-                   class_attributes=extended)
+    got = run_onnx(
+        str(tmp_path / 'a.onnx'), image=image, class_attributes=extended)
     want = pytorch_outputs(model, image, extended.numpy())
     for key in ('attributes', 'raw_scores'):
         np.testing.assert_allclose(got[key], want[key].numpy(), atol=ATOL)
-    assert (got['raw_scores'].argsort(1) == want['raw_scores'].numpy(
-    ).argsort(1)).all()
+    assert (got['raw_scores'].argsort(1) == want['raw_scores'].numpy().argsort(
+        1)).all()
 
     result = export(cfg, ckpt, str(tmp_path / 's.onnx'), shape=(48, 40))
     point = result['metadata']['operating_point']

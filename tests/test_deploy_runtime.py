@@ -12,14 +12,19 @@ import torch
 ort = pytest.importorskip(
     'onnxruntime', reason="onnxruntime is missing: pip install -e '.[deploy]'")
 onnx = pytest.importorskip('onnx')
-pytest.importorskip('onnxscript', reason='the torch.onnx exporter needs '
-                    "onnxscript: pip install -e '.[deploy]'")
+pytest.importorskip(
+    'onnxscript',
+    reason='the torch.onnx exporter needs '
+    "onnxscript: pip install -e '.[deploy]'")
 
 from test_deploy_export import TINY_VMAMBA  # noqa: E402
 
-from zeromamba_mm.deploy import (DeployedModelError,  # noqa: E402
-                                 ExportMismatchError, ONNXZSLInferencer,
-                                 export_onnx, operating_point)
+from zeromamba_mm.deploy import (
+    DeployedModelError,  # noqa: E402
+    ExportMismatchError,
+    ONNXZSLInferencer,
+    export_onnx,
+    operating_point)
 from zeromamba_mm.deploy.metadata import PREFIX  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -52,16 +57,15 @@ def demo(tmp_path_factory):
     ckpt = str(folder / 'demo.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': meta}, ckpt)
     files = {
-        mode: export_onnx(cfg, ckpt, str(folder / f'{mode}.onnx'),
-                          mode=mode)['out']
+        mode:
+        export_onnx(cfg, ckpt, str(folder / f'{mode}.onnx'), mode=mode)['out']
         for mode in ('scores', 'attributes')
     }
     unseen = [semantics.class_names[i] for i in semantics.unseen_classes]
     images = sorted(
         f for name in unseen
         for f in glob.glob(osp.join(data, 'images', name, '*.jpg')))
-    return dict(cfg=cfg, ckpt=ckpt, files=files, images=images,
-                folder=folder)
+    return dict(cfg=cfg, ckpt=ckpt, files=files, images=images, folder=folder)
 
 
 def pytorch_inferencer(demo):
@@ -85,8 +89,7 @@ def test_unseen_classes_recognised_as_pytorch_does(demo, mode):
         for g, w in zip(got, want):
             finite = np.isfinite(w['pred_scores'])
             np.testing.assert_allclose(
-                g['pred_scores'][finite], w['pred_scores'][finite],
-                atol=1e-4)
+                g['pred_scores'][finite], w['pred_scores'][finite], atol=1e-4)
 
 
 def test_class_added_at_deployment_is_ranked_as_pytorch_ranks_it(demo):
@@ -101,8 +104,8 @@ def test_class_added_at_deployment_is_ranked_as_pytorch_ranks_it(demo):
     for g, w in zip(got, want):
         assert g['topk_classes'].index('new_class') == \
             w['topk_classes'].index('new_class')
-        np.testing.assert_allclose(g['pred_scores'], w['pred_scores'],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            g['pred_scores'], w['pred_scores'], atol=1e-4)
 
 
 def test_scores_mode_refuses_new_classes(demo):
@@ -118,20 +121,20 @@ def test_infer_tool_onnxruntime_backend_prints_the_pytorch_ranking(
     import infer
     image = demo['images'][0]
     args = ['--topk', '3', '--gamma', '0.7', '--score-space', 'softmax']
-    assert infer.main([
-        '-', demo['files']['scores'], image, '--backend', 'onnxruntime'
-    ] + args) == 0
+    assert infer.main(
+        ['-', demo['files']['scores'], image, '--backend', 'onnxruntime'] +
+        args) == 0
     got = capsys.readouterr().out
     config = str(demo['folder'] / 'demo_cfg.py')
     if not osp.exists(config):
         demo['cfg'].dump(config)
     assert infer.main([config, demo['ckpt'], image] + args) == 0
     want = capsys.readouterr().out
-    rows = [ln.split()[:2] for ln in got.splitlines() if ln[:6].strip()
-            .isdigit()]
+    rows = [
+        ln.split()[:2] for ln in got.splitlines() if ln[:6].strip().isdigit()
+    ]
     assert rows and rows == [
-        ln.split()[:2] for ln in want.splitlines()
-        if ln[:6].strip().isdigit()
+        ln.split()[:2] for ln in want.splitlines() if ln[:6].strip().isdigit()
     ]
 
 
@@ -153,29 +156,34 @@ def test_not_an_onnx_file(tmp_path):
 
 
 def test_foreign_and_incomplete_files(demo, tmp_path):
+
     def strip_all(model):
         del model.metadata_props[:]
 
     def drop_pipeline(model):
-        keep = [p for p in model.metadata_props
-                if p.key != PREFIX + 'pipeline']
+        keep = [
+            p for p in model.metadata_props if p.key != PREFIX + 'pipeline'
+        ]
         del model.metadata_props[:]
         model.metadata_props.extend(keep)
 
     src = demo['files']['scores']
     foreign = _copy_with(src, str(tmp_path / 'foreign.onnx'), strip_all)
-    with pytest.raises(DeployedModelError,
-                       match='foreign.onnx.*no zeromamba_mm metadata'):
+    with pytest.raises(
+            DeployedModelError,
+            match='foreign.onnx.*no zeromamba_mm metadata'):
         ONNXZSLInferencer(foreign)
     partial = _copy_with(src, str(tmp_path / 'partial.onnx'), drop_pipeline)
-    with pytest.raises(DeployedModelError,
-                       match=r"missing metadata \['zeromamba_mm.pipeline'\]"):
+    with pytest.raises(
+            DeployedModelError,
+            match=r"missing metadata \['zeromamba_mm.pipeline'\]"):
         ONNXZSLInferencer(partial)
 
 
 def test_wrong_mode_and_wrong_input_size(demo, tmp_path):
-    with pytest.raises(DeployedModelError,
-                       match='exported with --mode scores.*--mode attributes'):
+    with pytest.raises(
+            DeployedModelError,
+            match='exported with --mode scores.*--mode attributes'):
         ONNXZSLInferencer(demo['files']['scores'], mode='attributes')
 
     def resize_to_32(model):
@@ -186,8 +194,8 @@ def test_wrong_mode_and_wrong_input_size(demo, tmp_path):
 
     small = _copy_with(demo['files']['scores'], str(tmp_path / 'small.onnx'),
                        resize_to_32)
-    with pytest.raises(DeployedModelError,
-                       match='small.onnx takes 64x64 .*gave 32x32'):
+    with pytest.raises(
+            DeployedModelError, match='small.onnx takes 64x64 .*gave 32x32'):
         ONNXZSLInferencer(small)(demo['images'][:1])
 
 
@@ -212,8 +220,8 @@ def test_operating_point_prefers_the_selected_gamma():
                 gamma=0.3,
                 score_space='softmax')))
     assert operating_point(cfg, {})['gamma'] == 0.3
-    meta = dict(zsl_selected_gamma=dict(gamma=0.55, score_space='softmax',
-                                        epoch=3))
+    meta = dict(
+        zsl_selected_gamma=dict(gamma=0.55, score_space='softmax', epoch=3))
     point = operating_point(cfg, meta)
     assert (point['gamma'], point['score_space']) == (0.55, 'softmax')
     assert 'SelectedGammaHook' in point['source']
@@ -226,3 +234,22 @@ def test_operating_point_prefers_the_selected_gamma():
     cfg.test_evaluator.gamma = 'sweep'
     with pytest.raises(ValueError, match="gamma='sweep'"):
         operating_point(cfg, {})
+
+
+def test_export_tool_refuses_bad_arguments_before_exporting(demo, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'pytorch2onnx', osp.join(ROOT, 'tools', 'deployment',
+                                 'pytorch2onnx.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = osp.join(ROOT, 'configs', 'zeromamba_demo.py')
+    missing = str(demo['folder'] / 'missing.pth')
+    assert tool.main([config, missing, '--out', 'x.onnx']) == 1
+    assert f'checkpoint file not found: {missing}' in capsys.readouterr().err
+    taken = demo['files']['scores']
+    assert tool.main([config, demo['ckpt'], '--out', taken]) == 1
+    assert f'{taken} exists' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(
+            [config, demo['ckpt'], '--out', 'y.onnx', '--shape', '0', '64'])

@@ -80,8 +80,9 @@ def main(argv=None) -> int:
             print(f'error: {what} file not found: {path}', file=sys.stderr)
             return 1
     if osp.exists(args.out):
-        print(f'error: {args.out} exists; choose another --out path.',
-              file=sys.stderr)
+        print(
+            f'error: {args.out} exists; choose another --out path.',
+            file=sys.stderr)
         return 1
     if args.cfg_options:
         check_cfg_options(Config.fromfile(args.config), args.cfg_options)
@@ -89,8 +90,10 @@ def main(argv=None) -> int:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as e:
-        print(f"error: {e}; install the deploy extra: pip install -e "
-              "'.[deploy]' -c requirements/constraints.txt", file=sys.stderr)
+        print(
+            f"error: {e}; install the deploy extra: pip install -e "
+            "'.[deploy]' -c requirements/constraints.txt",
+            file=sys.stderr)
         return 1
     from zeromamba_mm.deploy import ExportMismatchError, export_onnx
     from zeromamba_mm.models.utils import CheckpointMismatchError

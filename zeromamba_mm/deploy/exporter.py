@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .exportable import (ExportableClassifier, fresh_caches,
-                         frozen_decisions, is_zero_shot)
+from .exportable import (ExportableClassifier, fresh_caches, frozen_decisions,
+                         is_zero_shot)
 from .metadata import FORMAT_VERSION, encode_metadata, load_onnx_model
 from .operating_point import operating_point
 
@@ -117,8 +117,8 @@ def load_classifier(config: str,
         model,
         pretrained=False,
         device='cpu',
-        class_attributes=(class_attributes if class_attributes is not None
-                          else dataset_meta['class_attributes']),
+        class_attributes=(class_attributes if class_attributes is not None else
+                          dataset_meta['class_attributes']),
         class_names=(None if class_attributes is not None else
                      dataset_meta.get('classes')),
         seen_classes=(None if class_attributes is not None else
@@ -127,9 +127,8 @@ def load_classifier(config: str,
     return model, cfg, meta, inferencer.semantics
 
 
-def _metadata(cfg: Config, model, wrapper, semantics, point: dict,
-              height: int, width: int, pipeline: list, dynamic_batch: bool,
-              source: dict) -> dict:
+def _metadata(model, wrapper, semantics, point: dict, height: int, width: int,
+              pipeline: list, dynamic_batch: bool, source: dict) -> dict:
     pre = model.data_preprocessor
     mean = getattr(pre, 'mean', None)
     std = getattr(pre, 'std', None)
@@ -153,9 +152,8 @@ def _metadata(cfg: Config, model, wrapper, semantics, point: dict,
     if wrapper.zero_shot:
         values.update(
             classes=list(semantics.class_names),
-            class_attributes=np.asarray(
-                wrapper.head.class_attributes.cpu(),
-                np.float32).astype(float).tolist(),
+            class_attributes=np.asarray(wrapper.head.class_attributes.cpu(),
+                                        np.float32).astype(float).tolist(),
             seen_classes=[int(i) for i in semantics.seen_classes]
             if semantics.seen_classes is not None else [],
             unseen_classes=[int(i) for i in semantics.unseen_classes]
@@ -172,11 +170,14 @@ def _metadata(cfg: Config, model, wrapper, semantics, point: dict,
     return values
 
 
-def _example_inputs(wrapper, height: int, width: int, batch: int,
-                    seed: int, extra_classes: int = 0):
+def _example_inputs(wrapper,
+                    height: int,
+                    width: int,
+                    batch: int,
+                    seed: int,
+                    extra_classes: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(
-        batch, 3, height, width, generator=generator) * 255
+    image = torch.rand(batch, 3, height, width, generator=generator) * 255
     if wrapper.mode != 'attributes':
         return (image, )
     matrix = wrapper.head.class_attributes.float()
@@ -186,7 +187,9 @@ def _example_inputs(wrapper, height: int, width: int, batch: int,
     return image, matrix
 
 
-def verify(path: str, wrapper, example_inputs: Sequence[tuple],
+def verify(path: str,
+           wrapper,
+           example_inputs: Sequence[tuple],
            tolerance: float = TOLERANCE) -> float:
     """Run the file with onnxruntime and compare with PyTorch.
 
@@ -197,8 +200,10 @@ def verify(path: str, wrapper, example_inputs: Sequence[tuple],
         ExportMismatchError: If an output deviates beyond ``tolerance``.
     """
     import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
     session = ort.InferenceSession(
-        path, providers=['CPUExecutionProvider'])
+        path, options, providers=['CPUExecutionProvider'])
     worst = 0.0
     for inputs in example_inputs:
         with torch.no_grad():
@@ -226,7 +231,8 @@ def verify(path: str, wrapper, example_inputs: Sequence[tuple],
                 raise ExportMismatchError(
                     f'Output {name!r}: non-finite values differ.')
             err = np.abs(ref[finite] - out[finite]).max(initial=0.0) / max(
-                1.0, np.abs(ref[finite]).max(initial=0.0))
+                1.0,
+                np.abs(ref[finite]).max(initial=0.0))
             worst = max(worst, float(err))
             if err > tolerance:
                 raise ExportMismatchError(
@@ -272,14 +278,14 @@ def export_onnx(config: str,
     model, cfg, meta, semantics = load_classifier(config, checkpoint,
                                                   cfg_options,
                                                   class_attributes)
-    point = operating_point(cfg, meta, source=checkpoint) if is_zero_shot(
-        model) else dict(gamma=0.0, score_space='softmax', source='n/a')
+    point = operating_point(
+        cfg, meta, source=checkpoint) if is_zero_shot(model) else dict(
+            gamma=0.0, score_space='softmax', source='n/a')
     wrapper = ExportableClassifier(model, mode, point['gamma'],
                                    point['score_space']).eval()
-    height, width, pipeline = input_size(
-        pipeline_without_loading(cfg), shape)
+    height, width, pipeline = input_size(pipeline_without_loading(cfg), shape)
     values = _metadata(
-        cfg, model, wrapper, semantics, point, height, width, pipeline,
+        model, wrapper, semantics, point, height, width, pipeline,
         dynamic_batch,
         dict(
             config=osp.basename(str(config)),
@@ -355,8 +361,8 @@ def _record(wrapper, example, path: str, **kwargs) -> None:
         where = [ln.strip() for ln in lines if ln.strip().startswith('File')]
         raise ExportMismatchError(
             'torch.onnx could not record the model as a static graph: '
-            f'{type(e).__name__}: {lines[0] if lines else e}'
-            + (f' (at {where[-1]})' if where else '') + '. Data-dependent '
+            f'{type(e).__name__}: {lines[0] if lines else e}' +
+            (f' (at {where[-1]})' if where else '') + '. Data-dependent '
             'Python control flow (if/for on tensor values) cannot be '
             'exported exactly; make the branch depend on shapes or '
             'constants only.') from e

@@ -148,9 +148,8 @@ def _check_zsl(values: Dict[str, Any], path: str) -> None:
     matrix = values['class_attributes']
     names = values['classes']
     rows = len(matrix) if isinstance(matrix, list) else -1
-    if rows < 1 or any(
-            not isinstance(r, list) or len(r) != len(matrix[0])
-            for r in matrix):
+    if rows < 1 or any(not isinstance(r, list) or len(r) != len(matrix[0])
+                       for r in matrix):
         raise _fail(
             path, f'metadata {PREFIX}class_attributes is not a (C, A) '
             'matrix; re-export the model.')

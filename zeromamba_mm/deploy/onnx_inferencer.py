@@ -34,8 +34,8 @@ def _tuples(value):
         return {k: _tuples(v) for k, v in value.items()}
     if isinstance(value, list):
         items = [_tuples(v) for v in value]
-        return tuple(items) if all(
-            isinstance(v, (int, float)) for v in items) else items
+        return tuple(items) if all(isinstance(v, (int, float))
+                                   for v in items) else items
     return value
 
 
@@ -88,6 +88,8 @@ class ONNXZSLInferencer(ZSLInferencer):
                 f'match --mode {self.mode} (expected {expected}); re-export '
                 'with tools/deployment/pytorch2onnx.py.')
         options = ort.SessionOptions()
+        # Errors only: its notes on graph optimisations are not for users.
+        options.log_severity_level = 3
         if num_threads is not None:
             options.intra_op_num_threads = int(num_threads)
         self.session = ort.InferenceSession(
@@ -161,8 +163,8 @@ class ONNXZSLInferencer(ZSLInferencer):
         ``pred_attributes``, as :meth:`ZSLInferencer.forward` gives them.
         """
         inputs = data['inputs']
-        images = (torch.stack(inputs) if isinstance(inputs, (list, tuple))
-                  else inputs).float().numpy()
+        images = (torch.stack(inputs) if isinstance(inputs, (list, tuple)) else
+                  inputs).float().numpy()
         if tuple(images.shape[-2:]) != self.input_hw:
             raise DeployedModelError(
                 f'{self.onnx_file} takes {self.input_hw[0]}x'

@@ -25,7 +25,8 @@ def _gzsl_metric_cfgs(cfg: Config) -> list:
     ]
 
 
-def operating_point(cfg: Config, checkpoint_meta: Optional[dict],
+def operating_point(cfg: Config,
+                    checkpoint_meta: Optional[dict],
                     source: str = 'the checkpoint') -> dict:
     """γ and score space of a checkpoint, as ``tools/test.py`` uses them.
 

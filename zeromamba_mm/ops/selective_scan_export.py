@@ -134,8 +134,8 @@ def selective_scan_export(
     # is the state after chunk c; chunk c starts from G_{c-1}.
     totals = log_decay.sum(dim=-1)
     after = torch.matmul(
-        torch.exp(segment_sums(totals)),
-        local[..., -1].unsqueeze(-1)).squeeze(-1)
+        torch.exp(segment_sums(totals)), local[...,
+                                               -1].unsqueeze(-1)).squeeze(-1)
     entering = F.pad(after[..., :-1], (1, 0))
     # 3. Full states: in-chunk part + decayed entering state.
     states = local + torch.exp(torch.cumsum(log_decay,
