@@ -158,6 +158,27 @@ def test_export_scan_matches_reference_in_every_layout():
             torch.testing.assert_close(got[1], want[1])
 
 
+def test_dispatch_takes_the_export_scan_while_exporting(monkeypatch):
+    from zeromamba_mm.ops import selective_scan, selective_scan_dispatch
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return selective_scan_export(*args)
+
+    monkeypatch.setattr(selective_scan_dispatch, 'selective_scan_export', spy)
+    torch.manual_seed(0)
+    u, delta = torch.randn(1, 4, 9), torch.randn(1, 4, 9)
+    A, B, C = -torch.rand(4, 2), torch.randn(1, 2, 9), torch.randn(1, 2, 9)
+    want = selective_scan_ref(u, delta, A, B, C, delta_softplus=True)
+    selective_scan(u, delta, A, B, C, delta_softplus=True)
+    assert not calls  # eager: the regular backends
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    got = selective_scan(u, delta, A, B, C, delta_softplus=True)
+    assert len(calls) == 1
+    torch.testing.assert_close(got, want)
+
+
 def test_segment_sums_by_loops():
     x = torch.tensor([-1., -2., -0.5, -3.])
     got = segment_sums(x)

@@ -127,8 +127,9 @@ def load_classifier(config: str,
     return model, cfg, meta, inferencer.semantics
 
 
-def _metadata(model, wrapper, semantics, point: dict, height: int, width: int,
-              pipeline: list, dynamic_batch: bool, source: dict) -> dict:
+def _metadata(model, meta: dict, wrapper, semantics, point: dict, height: int,
+              width: int, pipeline: list, dynamic_batch: bool,
+              source: dict) -> dict:
     pre = model.data_preprocessor
     mean = getattr(pre, 'mean', None)
     std = getattr(pre, 'std', None)
@@ -162,7 +163,7 @@ def _metadata(model, wrapper, semantics, point: dict, height: int, width: int,
                              list(semantics.attribute_names)),
             operating_point=point)
     else:
-        dataset_meta = getattr(model, 'dataset_meta', None) or {}
+        dataset_meta = meta.get('dataset_meta') or {}
         classes = dataset_meta.get('classes') or [
             str(i) for i in range(int(model.head.num_classes))
         ]
@@ -285,7 +286,7 @@ def export_onnx(config: str,
                                    point['score_space']).eval()
     height, width, pipeline = input_size(pipeline_without_loading(cfg), shape)
     values = _metadata(
-        model, wrapper, semantics, point, height, width, pipeline,
+        model, meta, wrapper, semantics, point, height, width, pipeline,
         dynamic_batch,
         dict(
             config=osp.basename(str(config)),

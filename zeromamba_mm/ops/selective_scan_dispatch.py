@@ -229,7 +229,7 @@ def selective_scan(
         RuntimeError: If a forced backend cannot run on these tensors.
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    if torch.onnx.is_in_onnx_export():
+    if torch.onnx.is_in_onnx_export() and u.shape[2] > 0:
         # Exporters record operators, not Python loops or kernels: the
         # loop-free closed form (static shapes, standard ONNX operators).
         return selective_scan_export(u, delta, A, B, C, D, z, delta_bias,
