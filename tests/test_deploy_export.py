@@ -23,7 +23,7 @@ pytest.importorskip(
 from zeromamba_mm.evaluation.functional import to_score_space  # noqa: E402
 from zeromamba_mm.ops import selective_scan_ref  # noqa: E402
 from zeromamba_mm.ops.selective_scan_export import (  # noqa: E402
-    segment_sums, selective_scan_export)
+    segment_decays, selective_scan_export)
 
 ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 TINY_VMAMBA = dict(
@@ -179,13 +179,14 @@ def test_dispatch_takes_the_export_scan_while_exporting(monkeypatch):
     torch.testing.assert_close(got, want)
 
 
-def test_segment_sums_by_loops():
-    x = torch.tensor([-1., -2., -0.5, -3.])
-    got = segment_sums(x)
+def test_segment_decays_by_loops():
+    x = torch.tensor([-1., -2., -0.5, -3.], dtype=torch.float64)
+    got = segment_decays(x)
     for t in range(4):
         for s in range(4):
-            want = x[s + 1:t + 1].sum() if s <= t else -float('inf')
-            assert got[t, s] == want
+            want = torch.exp(x[s + 1:t + 1].sum()) if s <= t else 0.
+            torch.testing.assert_close(got[t, s], torch.as_tensor(
+                want, dtype=torch.float64))
 
 
 def test_strong_decay_stays_finite():

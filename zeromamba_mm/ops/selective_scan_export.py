@@ -5,8 +5,8 @@ call kernels (Triton, mamba-ssm), neither of which an exporter can record
 as a graph of standard ONNX operators. This scan computes the same
 recurrence ``h_t = a_t * h_{t-1} + b_t`` (``a_t = exp(delta_t * A)``,
 ``b_t = delta_t * B_t * u_t``) in closed form, two levels deep, with
-cumulative sums, a masked exponential and matrix products (``CumSum``,
-``Exp``, ``Where``, ``MatMul`` in ONNX), so the graph has a fixed number of
+cumulative sums, exponentials, masks and matrix products (``CumSum``,
+``Exp``, ``Mul``, ``MatMul`` in ONNX), so the graph has a fixed number of
 nodes whatever the sequence length:
 
 1. The L steps are cut into ``nc`` chunks of ``T`` steps (zero-padded at
@@ -15,7 +15,7 @@ nodes whatever the sequence length:
    ``S[t, s] = sum_{k = s+1..t} log a_k``, built by one cumulative sum of a
    masked (T, T) matrix, so no difference of large cumulative sums is taken
    and no positive number is exponentiated (``S <= 0``; above the diagonal
-   it is ``-inf`` and its exponential exactly 0).
+   a 0/1 mask zeroes the decays).
 2. The chunk end states are carried across chunks by the same construction
    on the (nc, nc) segment sums of the chunks' total log decays.
 3. ``h_t`` = its in-chunk part + ``exp(sum of log a since the chunk
@@ -26,7 +26,6 @@ The work is ``O(L T)`` per channel and state instead of ``O(L)``, which is
 the price of a graph without loops; ``T`` is small (16). Shapes are read as
 Python integers, so an exported graph is specific to its input size.
 """
-import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -39,25 +38,26 @@ from .scan_common import compute_dtype
 CHUNK = 16
 
 
-def segment_sums(log_decay: Tensor) -> Tensor:
-    """``S[..., t, s] = sum_{k=s+1..t} x_k`` for s <= t, else ``-inf``.
+def segment_decays(log_decay: Tensor) -> Tensor:
+    """``exp(S[..., t, s])`` with ``S[t, s] = sum_{k=s+1..t} x_k`` for
+    s <= t, and 0 above the diagonal.
 
     Args:
-        log_decay (Tensor): (..., T) per-step log decays ``x``.
+        log_decay (Tensor): (..., T) per-step log decays ``x`` (<= 0).
 
     Returns:
-        Tensor: (..., T, T), ``S[t, t] = 0``.
+        Tensor: (..., T, T), ones on the diagonal.
     """
     steps = log_decay.shape[-1]
     rows = torch.arange(steps, device=log_decay.device)
-    strictly_lower = rows[:, None] > rows[None, :]
-    # Column s holds x_t at rows t > s; the cumulative sum down the rows
-    # gives sum_{k=s+1..t} x_k without subtracting two cumulative sums.
-    spread = log_decay.unsqueeze(-1).expand(*log_decay.shape, steps)
-    spread = torch.where(strictly_lower, spread, torch.zeros_like(spread))
-    sums = torch.cumsum(spread, dim=-2)
-    lower = rows[:, None] >= rows[None, :]
-    return torch.where(lower, sums, torch.full_like(sums, -math.inf))
+    strictly_lower = (rows[:, None] > rows[None, :]).to(log_decay.dtype)
+    lower = (rows[:, None] >= rows[None, :]).to(log_decay.dtype)
+    # Column s holds x_t at rows t > s (a broadcast product, no copy of x
+    # per column); the cumulative sum down the rows gives
+    # sum_{k=s+1..t} x_k without subtracting two cumulative sums. Above
+    # the diagonal the sums are 0 (exp 1), which the mask zeroes.
+    sums = torch.cumsum(log_decay.unsqueeze(-1) * strictly_lower, dim=-2)
+    return torch.exp(sums) * lower
 
 
 def _per_channel(x: Tensor, channels: int, length: int) -> Tensor:
@@ -129,12 +129,12 @@ def selective_scan_export(
     inputs = inputs.reshape(shape)
     # 1. In-chunk states from a zero start.
     local = torch.matmul(
-        torch.exp(segment_sums(log_decay)), inputs.unsqueeze(-1)).squeeze(-1)
+        segment_decays(log_decay), inputs.unsqueeze(-1)).squeeze(-1)
     # 2. States entering each chunk: G_c = sum_{c' <= c} decay * end_{c'}
     # is the state after chunk c; chunk c starts from G_{c-1}.
     totals = log_decay.sum(dim=-1)
     after = torch.matmul(
-        torch.exp(segment_sums(totals)), local[...,
+        segment_decays(totals), local[...,
                                                -1].unsqueeze(-1)).squeeze(-1)
     entering = F.pad(after[..., :-1], (1, 0))
     # 3. Full states: in-chunk part + decayed entering state.
