@@ -85,7 +85,9 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'cuda': read_requirements('cuda.txt'),
-        'tests': read_requirements('tests.txt'),
+        'tests': read_requirements('tests.txt') +
+        read_requirements('deploy.txt'),
+        'deploy': read_requirements('deploy.txt'),
     },
     license='Apache License 2.0',
 )

@@ -75,6 +75,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--device', default=None, help='e.g. cpu, cuda:0 (default: auto)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='onnxruntime: CHECKPOINT is an .onnx file written by '
+        'tools/deployment/pytorch2onnx.py (CONFIG is not read)')
+    parser.add_argument(
         '--out', help='write the results as JSON (never overwrites)')
     parser.add_argument(
         '--show-dir',
@@ -144,15 +150,21 @@ def main(argv=None) -> int:
     from zeromamba_mm.models.utils import CheckpointMismatchError
     try:
         images = expand_images(args.images)
-        inferencer = ZSLInferencer(
-            args.config,
-            pretrained=args.checkpoint,
+        classes = dict(
             class_attributes=args.class_attributes,
             class_names=args.class_names,
             seen_classes=(None if args.seen_classes is None else _read_lines(
                 args.seen_classes)),
-            normalize_attributes=not args.no_normalize,
-            device=args.device)
+            normalize_attributes=not args.no_normalize)
+        if args.backend == 'onnxruntime':
+            from zeromamba_mm.deploy import ONNXZSLInferencer
+            inferencer = ONNXZSLInferencer(args.checkpoint, **classes)
+        else:
+            inferencer = ZSLInferencer(
+                args.config,
+                pretrained=args.checkpoint,
+                device=args.device,
+                **classes)
         results = inferencer(
             images,
             topk=args.topk,
@@ -162,7 +174,7 @@ def main(argv=None) -> int:
             label_space=args.label_space,
             show_dir=args.show_dir)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError,
-            CheckpointMismatchError) as e:
+            ImportError, CheckpointMismatchError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
 

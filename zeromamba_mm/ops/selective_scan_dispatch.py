@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .scan_common import compute_dtype, expand_groups
+from .selective_scan_export import selective_scan_export
 from .selective_scan_mamba import (load_mamba, mamba_import_error,
                                    mamba_installed, probe_mamba,
                                    selective_scan_mamba)
@@ -228,6 +229,11 @@ def selective_scan(
         RuntimeError: If a forced backend cannot run on these tensors.
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if torch.onnx.is_in_onnx_export() and u.shape[2] > 0:
+        # Exporters record operators, not Python loops or kernels: the
+        # loop-free closed form (static shapes, standard ONNX operators).
+        return selective_scan_export(u, delta, A, B, C, D, z, delta_bias,
+                                     delta_softplus, return_last_state)
     name = resolve_backend(backend, u)
     if u.shape[2] == 0:
         return _empty_scan(u, delta, A, B, C, D, z, delta_bias,
