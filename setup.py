@@ -14,12 +14,18 @@ MIM_FILES = ('tools', 'configs', 'model-index.yml')
 
 
 def read_requirements(name: str) -> list:
+    """Read ``requirements/<name>``; ``-r other.txt`` lines are followed."""
     path = osp.join(osp.dirname(__file__), 'requirements', name)
     with open(path) as f:
         lines = [line.strip() for line in f]
-    requirements = [
-        line for line in lines if line and not line.startswith('#')
-    ]
+    requirements = []
+    for line in lines:
+        if not line or line.startswith('#'):
+            continue
+        included = (
+            read_requirements(line[3:].strip())
+            if line.startswith('-r ') else [line])
+        requirements += [r for r in included if r not in requirements]
     # A full mmcv install serves as well as mmcv-lite: do not pull in both.
     if importlib.util.find_spec('mmcv') is not None:
         requirements = [r for r in requirements if not r.startswith('mmcv')]
@@ -85,9 +91,10 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'cuda': read_requirements('cuda.txt'),
-        'tests': read_requirements('tests.txt') +
-        read_requirements('deploy.txt'),
+        'seg': read_requirements('seg.txt'),
+        'det': read_requirements('det.txt'),
         'deploy': read_requirements('deploy.txt'),
+        'tests': read_requirements('tests.txt'),
     },
     license='Apache License 2.0',
 )
