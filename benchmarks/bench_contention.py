@@ -43,8 +43,8 @@ def usable_cores() -> int:
 def make_data(root: str, images_per_class: int) -> None:
     args = [
         sys.executable,
-        osp.join(REPO, 'tools', 'make_demo_data.py'), '--out', root,
-        '--seed', '0'
+        osp.join(REPO, 'tools', 'make_demo_data.py'), '--out', root, '--seed',
+        '0'
     ]
     if images_per_class:
         args += ['--images-per-class', str(images_per_class)]
@@ -58,11 +58,11 @@ def train_once(data_root: str, work_dir: str, setting: str) -> Dict:
         f'model.head.word_vectors={data_root}/attribute_w2v.npy'
     ] + [
         f'{loader}.dataset.data_root={data_root}'
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep +
-               os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
     # The settings under test decide the thread variables; inherited ones
     # would mask them.
     for name in ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'MKL_NUM_THREADS',
@@ -73,15 +73,16 @@ def train_once(data_root: str, work_dir: str, setting: str) -> Dict:
     load = os.getloadavg()[0]
     with open(log_path, 'w') as log:
         start = time.perf_counter()
-        proc = subprocess.Popen([
-            sys.executable,
-            osp.join(REPO, 'tools', 'train.py'), CONFIG, '--work-dir',
-            work_dir, '--cfg-options'
-        ] + options,
-                                cwd=REPO,
-                                env=env,
-                                stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                osp.join(REPO, 'tools', 'train.py'), CONFIG, '--work-dir',
+                work_dir, '--cfg-options'
+            ] + options,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -90,8 +91,7 @@ def train_once(data_root: str, work_dir: str, setting: str) -> Dict:
             tail = log.read()[-3000:]
         raise SystemExit(f'training failed ({proc.returncode}); the end of '
                          f'{log_path}:\n{tail}')
-    return dict(
-        wall=wall, cpu=usage.ru_utime + usage.ru_stime, load=load)
+    return dict(wall=wall, cpu=usage.ru_utime + usage.ru_stime, load=load)
 
 
 def start_load(count: int) -> List[subprocess.Popen]:
@@ -150,11 +150,13 @@ def main() -> None:
                 finally:
                     stop_load(load)
                 results[setting, loaded] = result
-                print(f'thread settings {setting:3s} '
-                      f'{"beside " + str(busy) + " busy" if loaded else "alone":13s}'  # noqa: E501
-                      f' wall {result["wall"]:7.1f} s  cpu '
-                      f'{result["cpu"]:7.1f} s  (load avg before: '
-                      f'{result["load"]:.1f})', flush=True)
+                where = f'beside {busy} busy' if loaded else 'alone'
+                print(
+                    f'thread settings {setting:3s} {where:13s}'
+                    f' wall {result["wall"]:7.1f} s  cpu '
+                    f'{result["cpu"]:7.1f} s  (load avg before: '
+                    f'{result["load"]:.1f})',
+                    flush=True)
     print(f'\nOne demo epoch on {usable_cores()} usable cores, '
           f'{busy} busy processes beside the loaded run\n')
     print('| thread settings | alone: wall / CPU (s) | beside load: wall / '

@@ -25,9 +25,7 @@ def test_unset_variables_get_the_defaults():
 
 def test_the_users_settings_win():
     environ = {'OMP_NUM_THREADS': '3', 'OMP_WAIT_POLICY': 'ACTIVE'}
-    assert thread_settings(environ, cores=8) == {
-        'OPENCV_FOR_THREADS_NUM': '1'
-    }
+    assert thread_settings(environ, cores=8) == {'OPENCV_FOR_THREADS_NUM': '1'}
 
 
 @pytest.mark.parametrize('switch', ['off', 'OFF', '0', 'false'])
@@ -41,9 +39,15 @@ def test_unknown_switch_value_names_the_variable_and_the_fix():
 
 
 @pytest.mark.parametrize('environ, cores, threads', [
-    ({'LOCAL_WORLD_SIZE': '2'}, 8, '4'),
-    ({'SLURM_NTASKS_PER_NODE': '4(x2)'}, 8, '2'),
-    ({'LOCAL_WORLD_SIZE': '8'}, 2, '1'),
+    ({
+        'LOCAL_WORLD_SIZE': '2'
+    }, 8, '4'),
+    ({
+        'SLURM_NTASKS_PER_NODE': '4(x2)'
+    }, 8, '2'),
+    ({
+        'LOCAL_WORLD_SIZE': '8'
+    }, 2, '1'),
 ])
 def test_processes_of_a_launch_share_the_cores(environ, cores, threads):
     assert thread_settings(environ, cores)['OMP_NUM_THREADS'] == threads

@@ -98,8 +98,8 @@ def trained_demo(demo_root, tmp_path_factory) -> dict:
     result = run_tool([
         'tools/train.py', DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options'
     ] + demo_options(demo_root))
-    (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json'))
+    (scalars, ) = glob.glob(
+        osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
     with open(scalars) as f:
         records = [json.loads(line) for line in f]
     # The best-H checkpoint is written too, but at the demo's fixed γ this

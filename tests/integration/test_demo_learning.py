@@ -3,7 +3,8 @@
 One short real training run of ``configs/zeromamba_demo.py`` (the full
 ZeroMamba model on a small VMamba, from scratch) on the reduced demo data
 (``conftest.trained_demo``, shared by the session); then the trained
-checkpoint is evaluated by ``tools/test.py`` and used by the inferencer on classes given only by their attribute vectors.
+checkpoint is evaluated by ``tools/test.py`` and used by the inferencer on
+classes given only by their attribute vectors.
 """
 import os.path as osp
 import re
@@ -52,19 +53,19 @@ def test_test_tool_prints_the_paper_figures(trained_demo, demo_root, tmp_path):
         line for line in result.stdout.splitlines()
         if line.startswith('Results:')
     ]
-    printed = dict(
-        re.findall(r'(ZSL T1|GZSL U|S|H|AUSUC) (-?[\d.]+)', line))
+    printed = dict(re.findall(r'(ZSL T1|GZSL U|S|H|AUSUC) (-?[\d.]+)', line))
     printed = {k: float(v) for k, v in printed.items()}
     assert set(printed) == {'ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'}, line
     # The printed figures are the metrics the runner logged ...
     (logged, ) = [
-        x for x in result.stdout.splitlines() if 'Epoch(test)' in x
-        and 'gzsl/H:' in x
+        x for x in result.stdout.splitlines()
+        if 'Epoch(test)' in x and 'gzsl/H:' in x
     ]
     pairs = re.findall(r'(\S+): (-?[\d.]+)', logged)
     logged = {k: float(v) for k, v in pairs}
-    keys = dict(zip(['ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'],
-                    ['zsl/top1', 'gzsl/U', 'gzsl/S', 'gzsl/H', 'gzsl/AUSUC']))
+    keys = dict(
+        zip(['ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'],
+            ['zsl/top1', 'gzsl/U', 'gzsl/S', 'gzsl/H', 'gzsl/AUSUC']))
     for label, key in keys.items():
         assert printed[label] == pytest.approx(logged[key], abs=0.006), label
     # ... and those re-derived from the dumped predictions.

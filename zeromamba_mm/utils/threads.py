@@ -121,8 +121,7 @@ def thread_settings(environ: MutableMapping[str, str],
 
 
 def configure_threads(
-        environ: Optional[MutableMapping[str, str]] = None
-) -> Dict[str, str]:
+        environ: Optional[MutableMapping[str, str]] = None) -> Dict[str, str]:
     """Set the thread variables that the user has not set.
 
     Call it at the start of a program, before ``import torch``: the OpenMP
