@@ -59,8 +59,7 @@ def _mim(installed, *args):
                           cwd=work,
                           env=env,
                           capture_output=True,
-                          text=True,
-                          timeout=600)
+                          text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

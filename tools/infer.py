@@ -21,6 +21,10 @@ import os.path as osp
 import sys
 import tempfile
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _threads import setup_threads  # noqa: E402
+setup_threads()  # first, before torch loads (tools/_threads.py)
+
 
 def finite_float(text: str) -> float:
     """An argparse type: a float that is neither NaN nor infinite."""

@@ -13,6 +13,8 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _threads import setup_threads  # noqa: E402
+setup_threads()  # first, before torch loads (tools/_threads.py)
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs,
                      fit_loaders_to_workers, is_rank_zero, load_config,

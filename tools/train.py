@@ -12,6 +12,8 @@ import sys
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _threads import setup_threads  # noqa: E402
+setup_threads()  # first, before torch loads (tools/_threads.py)
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs, claim_work_dir,
                      fit_loaders_to_workers, load_config, merge_launcher_env,

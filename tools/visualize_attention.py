@@ -16,6 +16,10 @@ import argparse
 import os.path as osp
 import sys
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _threads import setup_threads  # noqa: E402
+setup_threads()  # first, before torch loads (tools/_threads.py)
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(

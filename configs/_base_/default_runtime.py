@@ -51,6 +51,10 @@ custom_hooks = [
     dict(type='zeromamba_mm.SeenUnseenCurveHook'),
 ]
 
+# Threads: opencv_num_threads=0 runs OpenCV sequentially in the main process
+# and the data workers it forks; PyTorch's DataLoader gives each worker one
+# torch thread. The tools set OMP_NUM_THREADS / OMP_WAIT_POLICY before torch
+# loads (zeromamba_mm/utils/threads.py; README "Speed on a busy machine").
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

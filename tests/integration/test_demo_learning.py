@@ -1,12 +1,11 @@
 """The README's main job, shortened: ZeroMamba learns on the demo data.
 
 One short real training run of ``configs/zeromamba_demo.py`` (the full
-ZeroMamba model on a small VMamba, from scratch) on the reduced demo data;
-then the trained checkpoint is evaluated by ``tools/test.py`` and used by
-the inferencer on classes given only by their attribute vectors.
+ZeroMamba model on a small VMamba, from scratch) on the reduced demo data
+(``conftest.trained_demo``, shared by the session); then the trained
+checkpoint is evaluated by ``tools/test.py`` and used by the inferencer on
+classes given only by their attribute vectors.
 """
-import glob
-import json
 import os.path as osp
 import re
 
@@ -14,48 +13,16 @@ import numpy as np
 import pytest
 import scipy.io as sio
 
-from .conftest import data_root_options, run_tool
+from .conftest import DEMO_CONFIG, DEMO_EPOCHS, demo_options, run_tool
 from .recompute import load_dump, recompute
 
-CONFIG = 'configs/zeromamba_demo.py'
-EPOCHS = 12
+CONFIG = DEMO_CONFIG
+EPOCHS = DEMO_EPOCHS
 NUM_UNSEEN = 6
 
 
-def options(root: str) -> list:
-    return data_root_options(root) + [
-        f'model.head.word_vectors={root}/attribute_w2v.npy',
-        f'train_cfg.max_epochs={EPOCHS}',
-        'train_cfg.val_interval=1',
-        'train_dataloader.batch_size=16',
-        # The schedule of the full demo, squeezed into the short run.
-        'param_scheduler.0.end=1',
-        'param_scheduler.1.begin=1',
-        f'param_scheduler.1.end={EPOCHS}',
-        'default_hooks.logger.interval=1',
-    ]
-
-
-@pytest.fixture(scope='module')
-def trained(demo_root, tmp_path_factory):
-    work_dir = str(tmp_path_factory.mktemp('demo_run'))
-    run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
-              '--cfg-options'] + options(demo_root),
-             timeout=900)
-    (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json'))
-    with open(scalars) as f:
-        records = [json.loads(line) for line in f]
-    # The best-H checkpoint is written too, but at the demo's fixed γ this
-    # short run's H can stay 0 (its softmax is flatter than the full demo's);
-    # the last epoch is the trained model.
-    assert glob.glob(osp.join(work_dir, 'best_gzsl_H_epoch_*.pth'))
-    last = osp.join(work_dir, f'epoch_{EPOCHS}.pth')
-    return dict(work_dir=work_dir, records=records, last=last)
-
-
-def test_training_improves_loss_and_metric(trained):
-    records = trained['records']
+def test_training_improves_loss_and_metric(trained_demo):
+    records = trained_demo['records']
     train = [r for r in records if 'loss' in r and 'gzsl/H' not in r]
     val = [r for r in records if 'zsl/top1' in r]
     assert len(val) == EPOCHS
@@ -73,32 +40,32 @@ def test_training_improves_loss_and_metric(trained):
     assert max(r['gzsl/H_best_gamma'] for r in val[-3:]) > 2 * chance
 
 
-def test_test_tool_prints_the_paper_figures(trained, demo_root, tmp_path):
+def test_test_tool_prints_the_paper_figures(trained_demo, demo_root, tmp_path):
     from mmengine.config import Config
 
     from zeromamba_mm.datasets import ZSLDataset
     dump = str(tmp_path / 'predictions.pkl')
     result = run_tool([
-        'tools/test.py', CONFIG, trained['last'], '--work-dir',
+        'tools/test.py', CONFIG, trained_demo['last'], '--work-dir',
         str(tmp_path), '--out', dump, '--cfg-options'
-    ] + options(demo_root))
+    ] + demo_options(demo_root))
     (line, ) = [
         line for line in result.stdout.splitlines()
         if line.startswith('Results:')
     ]
-    printed = dict(
-        re.findall(r'(ZSL T1|GZSL U|S|H|AUSUC) (-?[\d.]+)', line))
+    printed = dict(re.findall(r'(ZSL T1|GZSL U|S|H|AUSUC) (-?[\d.]+)', line))
     printed = {k: float(v) for k, v in printed.items()}
     assert set(printed) == {'ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'}, line
     # The printed figures are the metrics the runner logged ...
     (logged, ) = [
-        x for x in result.stdout.splitlines() if 'Epoch(test)' in x
-        and 'gzsl/H:' in x
+        x for x in result.stdout.splitlines()
+        if 'Epoch(test)' in x and 'gzsl/H:' in x
     ]
     pairs = re.findall(r'(\S+): (-?[\d.]+)', logged)
     logged = {k: float(v) for k, v in pairs}
-    keys = dict(zip(['ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'],
-                    ['zsl/top1', 'gzsl/U', 'gzsl/S', 'gzsl/H', 'gzsl/AUSUC']))
+    keys = dict(
+        zip(['ZSL T1', 'GZSL U', 'S', 'H', 'AUSUC'],
+            ['zsl/top1', 'gzsl/U', 'gzsl/S', 'gzsl/H', 'gzsl/AUSUC']))
     for label, key in keys.items():
         assert printed[label] == pytest.approx(logged[key], abs=0.006), label
     # ... and those re-derived from the dumped predictions.
@@ -116,7 +83,7 @@ def test_test_tool_prints_the_paper_figures(trained, demo_root, tmp_path):
 
 
 def test_inferencer_recognises_unseen_classes_from_attributes(
-        trained, demo_root):
+        trained_demo, demo_root):
     from zeromamba_mm.apis import ZSLInferencer
     from zeromamba_mm.datasets import ZSLDataset
 
@@ -135,7 +102,7 @@ def test_inferencer_recognises_unseen_classes_from_attributes(
     attributes = split['att'].T[unseen]
     inferencer = ZSLInferencer(
         CONFIG,
-        trained['last'],
+        trained_demo['last'],
         class_attributes=attributes,
         class_names=[names[c] for c in unseen],
         device='cpu')

@@ -4,13 +4,12 @@ import json
 import os
 import os.path as osp
 import socket
-import subprocess
 import sys
 
 import pytest
 import torch.distributed as dist
 
-from .conftest import REPO, data_root_options
+from .conftest import REPO, data_root_options, run_command
 
 SMALL = [
     'model.backbone.base_channels=8',
@@ -54,17 +53,14 @@ def test_two_process_training_counts_every_test_sample_once(
         OMP_NUM_THREADS='1',
         PYTHON=sys.executable,
         PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    result = subprocess.run(
+    result = run_command(
         [
             'bash', 'tools/dist_train.sh',
             'configs/demo/linear_resnet18_zsl_demo.py', '2', '--work-dir',
             work_dir, '--cfg-options'
         ] + SMALL + data_root_options(demo_root),
         cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
+        env=env)
     assert result.returncode == 0, result.stderr[-6000:]
     log = result.stdout + result.stderr
     assert 'Distributed training is not used' not in log

@@ -32,8 +32,7 @@ def test_plain_image_classifier_trains_and_predicts_all_classes(
          '--cfg-options'] + data_root_options(demo_root) + [
              f'model.head.word_vectors={demo_root}/attribute_w2v.npy',
              'train_cfg.max_epochs=1', 'train_dataloader.batch_size=32'
-         ],
-        timeout=600)
+         ])
     assert 'ImageClassifier' in result.stdout + result.stderr
     (ckpt, ) = glob.glob(osp.join(work_dir, 'epoch_1.pth'))
 
