@@ -246,7 +246,7 @@ def test_triton_scan_counts_in_interpreter():
                           env=env,
                           capture_output=True,
                           text=True,
-                          timeout=600)
+                          timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'counted 4704' in proc.stdout
 

@@ -242,7 +242,7 @@ def test_dist_scripts_report_a_busy_port(script):
                                          PYTHON=sys.executable),
                                 capture_output=True,
                                 text=True,
-                                timeout=120)
+                                timeout=1800)
     assert result.returncode == 2
     assert f'Port {port} is in use' in result.stderr
     assert f'PORT={port + 1}' in result.stderr

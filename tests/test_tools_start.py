@@ -75,7 +75,7 @@ def test_two_starts_together_one_refused_and_a_killed_run_blocks_nothing(
         assert len(winners) == 1, [s[2].read_text()[-2000:] for s in starts]
         (winner, ) = winners
         (loser, ) = [s for s in starts if s is not winner]
-        assert loser[0].wait(timeout=60) == 2
+        assert loser[0].wait(timeout=1800) == 2
         err = loser[2].read_text()
         assert f'the work dir {work_dir} is in use by another run ' \
                f'(PID {winner[0].pid})' in err, err
@@ -84,7 +84,7 @@ def test_two_starts_together_one_refused_and_a_killed_run_blocks_nothing(
         for proc, _, _ in starts:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)  # kill -9 the claimed run
-            proc.wait(timeout=60)
+            proc.wait(timeout=1800)
 
     # The killed run's lock went with it: a retry claims the work dir.
     lock = work_dir / '.zeromamba_run.lock'
