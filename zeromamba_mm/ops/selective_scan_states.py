@@ -38,7 +38,7 @@ from torch import Tensor
 from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
 from .scan_chunked import carry_
 from .scan_common import LOG2E, compute_dtype, softplus_
-from .tracing import opaque_to_tracer
+from .scan_function import make_scan_function
 
 # Elements (rows x steps x N) per block on CPU: only the decays (and the
 # backward's states) are state-sized, so at 4M (16 MB in float32) Vim-S's
@@ -397,29 +397,10 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     return (du.to(u.dtype), ddelta.to(delta.dtype), dA, dB, dC, dD, dbias)
 
 
-class SelectiveScanStatesFn(torch.autograd.Function):
-    """Autograd wrapper of the time-major scan (z-free; B and C are
-    (batch, G, N, L))."""
-
-    @staticmethod
-    @opaque_to_tracer
-    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,
-                return_last_state, out_dtype):
-        with torch.autocast(u.device.type, enabled=False):
-            y, last = _forward(u, delta, A, B, C, D, delta_bias,
-                               delta_softplus, out_dtype, return_last_state)
-        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
-        ctx.delta_softplus = delta_softplus
-        return (y, last) if return_last_state else y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gy, glast=None):
-        u, delta, A, B, C, D, bias = ctx.saved_tensors
-        with torch.autocast(u.device.type, enabled=False):
-            grads = _backward(u, delta, A, B, C, D, bias, ctx.delta_softplus,
-                              gy, glast, ctx.needs_input_grad)
-        return grads + (None, None, None)
+SelectiveScanStatesFn = make_scan_function(
+    'SelectiveScanStatesFn', _forward, _backward,
+    'Autograd wrapper of the time-major scan (z-free; B and C are '
+    '(batch, G, N, L)).')
 
 
 def selective_scan_states(u: Tensor,

@@ -46,8 +46,8 @@ from torch import Tensor
 from .scan_blocks import ScanWorkspace, chunk_shape, scan_blocks
 from .scan_chunked import chunked, scan_backward_, scan_forward_, to_chunks
 from .scan_common import LOG2E, compute_dtype, softplus_
+from .scan_function import make_scan_function
 from .selective_scan_states import SelectiveScanStatesFn
-from .tracing import opaque_to_tracer
 
 # The workspace under its former name (tests and older imports).
 _Workspace = ScanWorkspace
@@ -376,31 +376,10 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     return du, ddelta, dA, dB, dC, dD, dbias
 
 
-class SelectiveScanTorchFn(torch.autograd.Function):
-    """Autograd wrapper of the chunked scan (z-free; see
-    :func:`selective_scan_torch`). B and C are (batch, G, N, L)."""
-
-    @staticmethod
-    @opaque_to_tracer
-    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,
-                return_last_state, out_dtype):
-        with torch.autocast(u.device.type, enabled=False):
-            y, last = _forward(u, delta, A, B, C, D, delta_bias,
-                               delta_softplus, out_dtype, return_last_state)
-        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
-        ctx.delta_softplus = delta_softplus
-        if return_last_state:
-            return y, last
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gy, glast=None):
-        u, delta, A, B, C, D, bias = ctx.saved_tensors
-        with torch.autocast(u.device.type, enabled=False):
-            grads = _backward(u, delta, A, B, C, D, bias, ctx.delta_softplus,
-                              gy, glast, ctx.needs_input_grad)
-        return grads + (None, None, None)
+SelectiveScanTorchFn = make_scan_function(
+    'SelectiveScanTorchFn', _forward, _backward,
+    'Autograd wrapper of the chunked scan (z-free; see '
+    ':func:`selective_scan_torch`). B and C are (batch, G, N, L).')
 
 
 def selective_scan_torch(u: Tensor,
