@@ -117,3 +117,17 @@ def test_bad_names_list_choices():
         DCTLevels(4, 'triangle', 'highpass')
     with pytest.raises(ValueError, match='bilinear'):
         FrequencySerialization(16, resize_mode='lanczos')
+
+
+@pytest.mark.parametrize('shape', ['triangle', 'square', 'radial'])
+@pytest.mark.parametrize('height,width', [(14, 14), (7, 12), (5, 3)])
+def test_lowpass_support_is_the_extent_of_each_mask(shape, height, width):
+    """The plain-Python extent (used so that export sees constants) equals
+    the rows/columns where the mask tensor is non-zero."""
+    from zeromamba_mm.models.utils.dct import lowpass_masks, lowpass_support
+    masks = lowpass_masks(height, width, 4, shape)
+    for level, mask in enumerate(masks):
+        rows, cols = mask.nonzero(as_tuple=True)
+        expected = (int(rows.max()) + 1 if rows.numel() else 1,
+                    int(cols.max()) + 1 if cols.numel() else 1)
+        assert lowpass_support(height, width, level, 4, shape) == expected

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zeromamba_mm.ops import selective_scan_2d
-from ..utils.dct import dct_matrix, lowpass_masks
+from ..utils.dct import dct_matrix, lowpass_masks, lowpass_support
 from .vmamba_layers import NUM_DIRECTIONS, SS2D, LayerNorm2d, cross_merge
 
 SCANS = ('cross', '2d')
@@ -197,9 +197,10 @@ class SS2DFrequency(SS2D):
             for k, (gh, gw) in enumerate(self.prefix_grids(height, width)):
                 rh = _resize_matrix(height, gh)
                 rw = _resize_matrix(width, gw)
-                rows, cols = masks[k].ne(0).nonzero(as_tuple=True)
-                hk = int(rows.max()) + 1 if rows.numel() else 1
-                wk = int(cols.max()) + 1 if cols.numel() else 1
+                # Constants from the mask rule (not from the mask tensor):
+                # exportable, and the band masks lie inside these blocks.
+                hk, wk = lowpass_support(height, width, k, self.num_levels,
+                                         self.mask_shape)
                 ops.append(
                     (rh @ mh.T[:, :hk], masks[k][:hk, :wk], mw[:wk] @ rw.T))
             hmax = max((o[1].shape[0] for o in ops), default=0)

@@ -97,18 +97,51 @@ def lowpass_masks(height: int,
         raise ValueError(f'num_levels must be >= 1, got {num_levels}')
     u = torch.arange(height, dtype=torch.float64)[:, None] + 0.5
     v = torch.arange(width, dtype=torch.float64)[None, :] + 0.5
-    masks = []
-    for k in range(num_levels - 1):
-        div = 2.0**(num_levels - 2 - k)
-        s_h, s_w = height / div, width / div
-        inside = (u < s_h) & (v < s_w)
-        if shape == 'triangle':
-            inside &= u / s_h + v / s_w <= 1.0
-        elif shape == 'radial':
-            inside &= (u / s_h)**2 + (v / s_w)**2 <= 1.0
-        masks.append(inside)
+    masks = [
+        _inside(u, v, height, width, k, num_levels, shape)
+        for k in range(num_levels - 1)
+    ]
     masks.append(torch.ones(height, width, dtype=torch.bool))
     return torch.stack(masks)
+
+
+def _inside(u, v, height: int, width: int, level: int, num_levels: int,
+            shape: str):
+    """Whether the coefficient at (u, v) (centres: index + 1/2; tensors or
+    floats) lies in the mask of prefix ``level`` < K-1 (see
+    :func:`lowpass_masks`)."""
+    div = 2.0**(num_levels - 2 - level)
+    s_h, s_w = height / div, width / div
+    inside = (u < s_h) & (v < s_w)
+    if shape == 'triangle':
+        inside &= u / s_h + v / s_w <= 1.0
+    elif shape == 'radial':
+        inside &= (u / s_h)**2 + (v / s_w)**2 <= 1.0
+    return inside
+
+
+def lowpass_support(height: int, width: int, level: int, num_levels: int,
+                    shape: str) -> Tuple[int, int]:
+    """Rows and columns of the top-left block that holds mask ``level``
+    of :func:`lowpass_masks` (the whole plane for the last level).
+
+    Computed from the mask rule in plain Python, not from a mask tensor, so
+    that it stays a constant while a model is traced or exported. Every
+    mask is closed towards the DC coefficient, so its extent is that of its
+    first column and first row.
+
+    Returns:
+        tuple[int, int]: ``(rows, cols)``, each at least 1.
+    """
+    if level >= num_levels - 1:
+        return height, width
+    rows = sum(
+        bool(_inside(u + 0.5, 0.5, height, width, level, num_levels, shape))
+        for u in range(height))
+    cols = sum(
+        bool(_inside(0.5, v + 0.5, height, width, level, num_levels, shape))
+        for v in range(width))
+    return max(rows, 1), max(cols, 1)
 
 
 class DCTLevels(torch.nn.Module):
