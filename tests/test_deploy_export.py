@@ -206,6 +206,7 @@ BACKBONE_FAMILIES = ('vmamba-2d', 'vmamba-dct', 'vim', 'globalmamba-dct',
                      'v2m')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', ZSL_FAMILIES)
 def test_zero_shot_family_matches_pytorch(family, tmp_path):
     """Attributes (and the scores of a class added at run time) at one
@@ -246,6 +247,7 @@ def test_zero_shot_family_matches_pytorch(family, tmp_path):
     np.testing.assert_allclose(got['scores'], calibrated, atol=ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', BACKBONE_FAMILIES)
 def test_backbone_family_matches_pytorch(family, tmp_path):
     cfg = family_config(family)

@@ -74,6 +74,7 @@ def _demo_options(data):
     ]
 
 
+@pytest.mark.slow
 def test_package_data_is_installed(installed):
     site = installed[0]
     mim = site / 'zeromamba_mm' / '.mim'
@@ -86,6 +87,7 @@ def test_package_data_is_installed(installed):
         assert not (mim / path).is_symlink()
 
 
+@pytest.mark.slow
 def test_mim_train_test_and_run(installed):
     site, data, work = installed
     out = _mim(installed, 'train', 'zeromamba_mm', 'configs/zeromamba_demo.py',

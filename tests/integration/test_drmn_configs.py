@@ -25,6 +25,7 @@ DRMN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(DRMN))
 def test_drmn_config_recipe_and_one_training_epoch(config, tmp_path):
     (dataset, num_attributes, num_seen, scale, beta, lambda_cal, gamma,

@@ -76,6 +76,7 @@ def write_fixture(root, cfg, dataset, num_attributes, num_classes=6,
         dict(image_files=cell(files), labels=labels.reshape(-1, 1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(PAPER))
 def test_paper_config_recipe_and_one_training_epoch(config, tmp_path):
     dataset, num_attributes, lam, gamma = PAPER[config]
