@@ -127,7 +127,7 @@ def test_sigma_to_zero_recovers_deterministic_head():
     labels = [0, 3]
     losses = head.region_losses(mean, log_var, _samples(labels), noise)
     flat = mean.reshape(6, 4)
-    det = head.base.loss_by_attributes(
+    det = head.base._get_loss(
         flat, _samples([0, 0, 0, 3, 3, 3]))
     assert torch.allclose(losses['loss_region_ce'], det['loss_ce'])
     assert torch.allclose(losses['loss_region_attr'], det['loss_attr'])

@@ -369,18 +369,16 @@ class ZSLInferencer(BaseInferencer):
     @torch.no_grad()
     def forward(self, data: dict, **kwargs) -> List[DataSample]:
         """Raw scores of all classes, plus ``pred_attributes`` (``Â``) and,
-        for heads with ``attention_maps`` (SLP), the attention maps."""
+        for heads with attention (ZeroMamba's SLP, DRMN), the attention maps:
+        all from one pass of the head (``head.predict``)."""
         data = self.model.data_preprocessor(data, False)
         feats = self.model.extract_feat(data['inputs'])
-        head = self.model.head
-        preds = head.predict(feats, data.get('data_samples'))
-        attributes = head(feats).float().cpu()
-        maps = head.attention_maps(feats).float().cpu() if callable(
-            getattr(head, 'attention_maps', None)) else None
-        for i, pred in enumerate(preds):
-            pred.set_field(attributes[i], 'pred_attributes', dtype=None)
-            if maps is not None:
-                pred.set_field(maps[i], 'attention_maps', dtype=None)
+        preds = self.model.head.predict(feats, data.get('data_samples'))
+        for pred in preds:
+            for name in ('pred_attributes', 'attention_maps'):
+                if name in pred:
+                    pred.set_field(
+                        pred.get(name).float().cpu(), name, dtype=None)
         return preds
 
     def rank(self,

@@ -13,12 +13,28 @@ never reach a checkpoint and are set per phase by
 That keeps ``loss(feats, data_samples)`` and ``predict(feats, data_samples)``
 at the signatures of mmpretrain's ``ClsHead``, so an attribute head also
 works inside a plain :class:`mmpretrain.models.ImageClassifier`.
+
+The head contract (every attribute head; ``tests/test_head_contract.py``
+checks it for each registered head):
+
+- ``pre_logits(feats)`` -> ``Â`` (B, A), everything before the scoring by
+  the class-attribute matrix. It is what
+  ``ImageClassifier.extract_feat(x, stage='pre_logits')`` returns, and
+  ``forward`` returns it too (so ``model(x, mode='tensor')`` and exported
+  graphs do not depend on the classes);
+- ``class_scores(Â)`` -> (B, C), the last "layer" whose weights are the
+  class attributes;
+- ``predict_outputs(feats)`` runs the head once and returns
+  ``pred_attributes``, ``pred_score`` and, for heads with per-attribute
+  attention, ``attention_maps``; ``predict`` packs them into the
+  ``DataSample`` of each image (``_get_predictions``);
+- ``loss(feats, data_samples)`` -> ``_get_loss(Â, data_samples)``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.model import BaseModule
+from mmpretrain.models.heads import ClsHead
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
@@ -49,12 +65,16 @@ def class_ids(values: Optional[ArrayLike], num_classes: int, what: str,
     return ids.unique(sorted=True)
 
 
-class AttributeHead(BaseModule):
+class AttributeHead(ClsHead):
     """Shared scoring, loss and prediction of attribute-regression heads.
 
-    Sub-classes implement :meth:`forward` (features -> ``Â`` of shape
-    (B, A)); a head whose class scores are not ``Â · aᵀ`` overrides
-    :meth:`predict_scores`. The loss follows ZeroMamba (`arXiv:2408.14868
+    An mmpretrain ``ClsHead`` whose classifier weights are the class
+    attribute vectors. Sub-classes implement :meth:`pre_logits` (features
+    -> ``Â`` of shape (B, A)); a head whose class scores are not
+    ``Â · aᵀ`` overrides :meth:`class_scores` (or, when scoring needs more
+    than ``Â``, :meth:`predict_outputs`); a head with per-attribute
+    attention returns it from :meth:`predict_outputs` as
+    ``attention_maps``. The loss follows ZeroMamba (`arXiv:2408.14868
     <https://arxiv.org/abs/2408.14868>`_): ``loss`` (cross-entropy by
     default) over the *seen* classes of the compatibility scores, plus the
     optional ``attr_loss`` between ``Â`` and the ground-truth class's
@@ -82,9 +102,11 @@ class AttributeHead(BaseModule):
                      type='mmpretrain.CrossEntropyLoss', loss_weight=1.0),
                  attr_loss: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
+        # ClsHead keeps the built loss as ``loss_module``; topk / cal_acc
+        # (training accuracy) do not apply to seen-class scores.
+        super().__init__(
+            loss=self._build_loss(loss, 'loss'), init_cfg=init_cfg)
         self.num_attributes = int(num_attributes)
-        self.loss_module = self._build_loss(loss, 'loss')
         self.attr_loss_module = (
             None if attr_loss is None else self._build_loss(
                 attr_loss, 'attr_loss'))
@@ -160,9 +182,24 @@ class AttributeHead(BaseModule):
         return self.class_attributes[self.seen_classes]
 
     # ----------------------------------------------------------- scoring
+    def pre_logits(self, feats: Tuple[Tensor, ...]) -> Tensor:
+        """Predict the attribute vector ``Â`` (B, A) from the features.
+
+        Args:
+            feats (tuple[Tensor]): Features from the neck/backbone.
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement pre_logits(feats) -> the '
+            'predicted attributes (B, num_attributes).')
+
     def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """Predict the attribute vector ``Â`` (B, A) from the features."""
-        raise NotImplementedError
+        """``Â`` (B, A), as :meth:`pre_logits`.
+
+        Unlike ``ClsHead.forward``, this stops before the scoring layer:
+        its weights (the class attributes) are an input set per phase, not
+        a parameter, and are applied by :meth:`class_scores`.
+        """
+        return self.pre_logits(feats)
 
     def class_scores(self,
                      pred_attributes: Tensor,
@@ -178,9 +215,26 @@ class AttributeHead(BaseModule):
             class_attributes = self.class_attributes
         return pred_attributes @ class_attributes.t()
 
+    def predict_outputs(self, feats: Tuple[Tensor, ...]) -> Dict[str, Tensor]:
+        """Everything :meth:`predict` reports, from one pass of the head.
+
+        Args:
+            feats (tuple[Tensor]): Features from the neck/backbone.
+
+        Returns:
+            dict[str, Tensor]: ``pred_attributes`` (``Â``, B×A),
+            ``pred_score`` (raw scores of all current classes, B×C) and,
+            for heads with per-attribute attention, ``attention_maps``
+            (B×A×h×w).
+        """
+        pred_attributes = self(feats)
+        return dict(
+            pred_attributes=pred_attributes,
+            pred_score=self.class_scores(pred_attributes))
+
     def predict_scores(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """Raw scores (B, C) of all current classes used by :meth:`predict`."""
-        return self.class_scores(self(feats))
+        """Raw scores (B, C) of all current classes (``pred_score``)."""
+        return self.predict_outputs(feats)['pred_score']
 
     # ----------------------------------------------------------- labels
     @staticmethod
@@ -247,30 +301,37 @@ class AttributeHead(BaseModule):
         return soft[:, self.seen_classes], soft @ self.class_attributes
 
     # ----------------------------------------------------------- loss
-    def loss(self, feats: Tuple[Tensor, ...],
-             data_samples: List[DataSample]) -> Dict[str, Tensor]:
+    def loss(self, feats: Tuple[Tensor, ...], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, Tensor]:
         """Seen-class classification loss plus attribute regression.
 
         Args:
             feats (tuple[Tensor]): Features from the neck/backbone.
             data_samples (list[DataSample]): Samples with global ``gt_label``
                 (or ``gt_score`` from batch augments).
+            **kwargs: Passed to the classification loss module.
 
         Returns:
             dict[str, Tensor]: ``loss_ce`` and, when ``attr_loss`` is set,
             ``loss_attr``.
         """
         self.check_class_attributes()
-        return self.loss_by_attributes(self(feats), data_samples)
+        return self._get_loss(self(feats), data_samples, **kwargs)
 
-    def loss_by_attributes(self, pred_attributes: Tensor,
-                           data_samples: List[DataSample]
-                           ) -> Dict[str, Tensor]:
-        """The head's losses for given predicted attributes ``Â`` (B, A)."""
+    def _get_loss(self, pred_attributes: Tensor,
+                  data_samples: List[DataSample],
+                  **kwargs) -> Dict[str, Tensor]:
+        """The head's losses for given predicted attributes ``Â`` (B, A).
+
+        Args:
+            pred_attributes (Tensor): (B, A) predicted attributes.
+            data_samples (list[DataSample]): Samples with labels.
+            **kwargs: Passed to the classification loss module.
+        """
         target, attr_target = self.seen_targets(data_samples,
                                                 pred_attributes.device)
         seen_scores = self.class_scores(pred_attributes, self.seen_attributes)
-        losses = {'loss_ce': self.loss_module(seen_scores, target)}
+        losses = {'loss_ce': self.loss_module(seen_scores, target, **kwargs)}
         if self.attr_loss_module is not None:
             losses['loss_attr'] = self.attr_loss_module(
                 pred_attributes, attr_target)
@@ -281,7 +342,7 @@ class AttributeHead(BaseModule):
                 feats: Tuple[Tensor, ...],
                 data_samples: Optional[Sequence[Optional[DataSample]]] = None
                 ) -> List[DataSample]:
-        """Score all classes and pack predictions.
+        """Score all classes and pack predictions (one pass of the head).
 
         ``pred_score`` holds the raw scores over *all* current classes (seen
         and unseen); calibration (e.g. calibrated stacking) is left to the
@@ -290,15 +351,39 @@ class AttributeHead(BaseModule):
         Args:
             feats (tuple[Tensor]): Features from the neck/backbone.
             data_samples (list[DataSample], optional): Samples to fill.
+
+        Returns:
+            list[DataSample]: Per image ``pred_score`` (C,), ``pred_label``,
+            ``pred_attributes`` (A,) and, where the head has them,
+            ``attention_maps`` (A, h, w).
         """
         self.check_class_attributes()
-        scores = self.predict_scores(feats).detach()
+        return self._get_predictions(self.predict_outputs(feats), data_samples)
+
+    def _get_predictions(
+        self, outputs: Union[Dict[str, Tensor], Tensor],
+        data_samples: Optional[Sequence[Optional[DataSample]]]
+    ) -> List[DataSample]:
+        """Pack the outputs of :meth:`predict_outputs` per image.
+
+        Args:
+            outputs (dict[str, Tensor] | Tensor): Batched outputs with
+                ``pred_score`` (or the (B, C) scores alone); every other
+                entry becomes a field of the same name.
+            data_samples (list[DataSample], optional): Samples to fill.
+        """
+        if isinstance(outputs, Tensor):
+            outputs = dict(pred_score=outputs)
+        outputs = {name: value.detach() for name, value in outputs.items()}
+        scores = outputs.pop('pred_score')
         labels = scores.argmax(dim=1, keepdim=True)
         if data_samples is None:
             data_samples = [None] * scores.size(0)
         results = []
-        for sample, score, label in zip(data_samples, scores, labels):
+        for i, sample in enumerate(data_samples):
             sample = DataSample() if sample is None else sample
-            sample.set_pred_score(score).set_pred_label(label)
+            sample.set_pred_score(scores[i]).set_pred_label(labels[i])
+            for name, value in outputs.items():
+                sample.set_field(value[i], name, dtype=None)
             results.append(sample)
         return results

@@ -200,7 +200,7 @@ class DRMNHead(AttributeHead):
             return [features, self.sit(features)]
         return [features]
 
-    def forward(self, feats: Sequence[Tensor]) -> Tensor:
+    def pre_logits(self, feats: Sequence[Tensor]) -> Tensor:
         """Attribute scores ``e`` (B, A) of the DAB features (no SIT)."""
         features, _ = self.dab(self.feature_map(feats))
         return self.dab.score(features)
@@ -289,16 +289,23 @@ class DRMNHead(AttributeHead):
                                          global_log_prob + math.log(self.beta))
         return fused
 
-    def predict_scores(self, feats: Sequence[Tensor]) -> Tensor:
-        """``pred_score`` of all current classes (B, C)."""
+    def predict_outputs(self, feats: Sequence[Tensor]) -> Dict[str, Tensor]:
+        """``e`` (``pred_attributes``), the fused ``pred_score`` of all
+        current classes (B, C) and DAB's attention ``ω``
+        (``attention_maps``), from one pass."""
         x = self.feature_map(feats)
-        features, _ = self.dab(x)
-        attr_logits = self.class_scores(self.dab.score(features))
+        features, attention = self.dab(x)
+        pred_attributes = self.dab.score(features)
+        attr_logits = self.class_scores(pred_attributes)
         fuse = (
             self.global_fc is not None and self.beta > 0
             and self.seen_classes.numel() > 0)
-        return self.fuse_scores(attr_logits,
-                                self.global_logits(x) if fuse else None)
+        scores = self.fuse_scores(attr_logits,
+                                  self.global_logits(x) if fuse else None)
+        return dict(
+            pred_attributes=pred_attributes,
+            pred_score=scores,
+            attention_maps=attention)
 
     # ----------------------------------------------------------- loss
     def _paths_logits(self, x: Tensor) -> Tuple[Tensor, Tensor]:

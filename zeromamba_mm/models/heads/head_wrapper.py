@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 from torch import Tensor
 
 from zeromamba_mm.registry import MODELS
-from .attribute_head import ArrayLike, AttributeHead
+from .attribute_head import AttributeHead
 
 
 def pooled_feature(feats: Sequence[Tensor],
@@ -94,7 +94,8 @@ class HeadWrapper(AttributeHead):
     """Base of heads that wrap an attribute head (``base``).
 
     The wrapper shares the base head's loss modules and class semantics;
-    :meth:`forward` is the base head's ``Â``.
+    ``Â`` (:meth:`pre_logits`), the class scoring and the predictions are
+    the base head's.
 
     Args:
         head (dict | AttributeHead): Config (or instance) of the wrapped
@@ -131,21 +132,32 @@ class HeadWrapper(AttributeHead):
             init_cfg=init_cfg)
         self.base = base
 
-    def set_class_semantics(self,
-                            class_attributes: ArrayLike,
-                            seen_classes: Optional[ArrayLike] = None) -> None:
-        """Set the classes on the wrapper and on the wrapped head."""
-        self.base.set_class_semantics(class_attributes, seen_classes)
+    def set_class_semantics(self, *args, **kwargs) -> None:
+        """Set the classes on the wrapper and on the wrapped head.
+
+        Args:
+            *args: Arguments of the wrapped head's ``set_class_semantics``.
+            **kwargs: Keyword arguments of the same.
+        """
+        self.base.set_class_semantics(*args, **kwargs)
         self.class_attributes = self.base.class_attributes
         self.seen_classes = self.base.seen_classes
 
-    def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
+    def pre_logits(self, feats: Tuple[Tensor, ...]) -> Tensor:
         """The wrapped head's ``Â`` (B, A)."""
         return self.base(feats)
 
-    def predict_scores(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """The wrapped head's scores of all current classes."""
-        return self.base.predict_scores(feats)
+    def class_scores(self,
+                     pred_attributes: Tensor,
+                     class_attributes: Optional[Tensor] = None) -> Tensor:
+        """The wrapped head's scoring of ``Â`` (B, C)."""
+        if class_attributes is None:
+            class_attributes = self.class_attributes
+        return self.base.class_scores(pred_attributes, class_attributes)
+
+    def predict_outputs(self, feats: Tuple[Tensor, ...]) -> Dict[str, Tensor]:
+        """The wrapped head's predictions (one pass of it)."""
+        return self.base.predict_outputs(feats)
 
     @classmethod
     def plain_state_dict(cls,

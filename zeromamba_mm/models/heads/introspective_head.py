@@ -129,8 +129,11 @@ class IntrospectiveHead(HeadWrapper):
         losses['idml_uncertainty'] = beta.detach().mean()
         return losses
 
-    def predict_scores(self, feats: Tuple[Tensor, ...]) -> Tensor:
-        """Plain scores of all classes (introspective if switched on)."""
+    def predict_outputs(self, feats: Tuple[Tensor, ...]) -> Dict[str, Tensor]:
+        """The wrapped head's predictions; with ``test_introspective`` the
+        scores are the introspective ones of its ``Â``."""
+        outputs = self.base.predict_outputs(feats)
         if self.test_introspective:
-            return self.introspective_scores(feats)
-        return self.base.predict_scores(feats)
+            outputs['pred_score'] = self.introspective_scores(
+                feats, pred_attributes=outputs['pred_attributes'])
+        return outputs

@@ -38,7 +38,7 @@ class LinearAttributeHead(AttributeHead):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_channels, num_attributes)
 
-    def forward(self, feats: Tuple[Tensor, ...]) -> Tensor:
+    def pre_logits(self, feats: Tuple[Tensor, ...]) -> Tensor:
         """Predict ``Â`` (B, A) from the last pooled feature (B, C_in)."""
         pooled = feats[-1]
         if pooled.dim() != 2:

@@ -21,7 +21,7 @@ class ZeroMambaHead(AttributeHead):
     before the classifier norm (B, C, H, W) and the backbone's fine-tuned
     ImageNet logits (B, 1000). Output ``Â = SeF(GRL(logits), SLP(x_pre))``.
     Scores, loss (seen-class CE + λ·L1) and prediction come from
-    :class:`AttributeHead`.
+    :class:`AttributeHead`; ``predict`` also reports SLP's attention maps.
 
     Sub-modules (parameter names for ``paramwise_cfg``):
 
@@ -100,10 +100,18 @@ class ZeroMambaHead(AttributeHead):
             local_pred=local,
             attention=attention)
 
-    def forward(self, feats: Sequence[Tensor]) -> Tensor:
+    def pre_logits(self, feats: Sequence[Tensor]) -> Tensor:
         """The fused attribute prediction ``Â`` (B, A)."""
         x_pre, logits = self._split(feats)
         return self.sef(self.grl(logits), self.slp(x_pre))
+
+    def predict_outputs(self, feats: Sequence[Tensor]) -> Dict[str, Tensor]:
+        """``Â``, its class scores and SLP's maps ``M`` from one pass."""
+        parts = self.forward_parts(feats)
+        return dict(
+            pred_attributes=parts['fused'],
+            pred_score=self.class_scores(parts['fused']),
+            attention_maps=parts['attention'])
 
     def attention_maps(self, feats: Union[Sequence[Tensor], Tensor]) -> Tensor:
         """SLP's attribute attention maps ``M`` (B, A, H, W).
