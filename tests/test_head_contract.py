@@ -18,12 +18,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from mmpretrain.models import ImageClassifier
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 import zeromamba_mm.models  # noqa: F401  (registers the heads)
 from zeromamba_mm.models.heads import AttributeHead, HeadWrapper
@@ -244,15 +248,44 @@ def test_loss_is_finite_and_trains_the_head(case):
     assert any(f.grad is not None and f.grad.abs().sum() > 0 for f in feats)
 
 
-def _count_module_calls(head: nn.Module, run: Callable) -> Counter:
+def _leaves(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+class _ParameterUses(TorchFunctionMode):
+    """Counts the torch calls that read each parameter of a head."""
+
+    def __init__(self, head: nn.Module, counts: Counter):
+        super().__init__()
+        self.names = {id(p): name for name, p in head.named_parameters()}
+        self.counts = counts
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        for value in _leaves((args, kwargs)):
+            name = self.names.get(id(value))
+            if name is not None:
+                self.counts.update([f'parameter {name}'])
+        return func(*args, **kwargs)
+
+
+def _count_calls(head: nn.Module, run: Callable) -> Counter:
+    """Calls of each sub-module and uses of each parameter during run()."""
     counts = Counter()
     handles = [
         module.register_forward_hook(
-            lambda *_, name=name: counts.update([name]))
+            lambda *_, name=name: counts.update([f'module {name}']))
         for name, module in head.named_modules()
     ]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _ParameterUses(head, counts):
             run()
     finally:
         for handle in handles:
@@ -265,11 +298,11 @@ def test_predict_runs_the_head_once_and_fills_the_fields(case):
     attributes = class_attributes()
     head = build(case, attributes).eval()
     feats = make_feats(case.spec)
-    one_pass = _count_module_calls(head, lambda: head.pre_logits(feats))
-    in_predict = _count_module_calls(head, lambda: head.predict(feats))
-    assert sum(in_predict.values()) > 0
-    # No part of the head runs more often than in one pass (a part that
-    # only scoring uses, e.g. DRMN's global branch, runs once).
+    one_pass = _count_calls(head, lambda: head.pre_logits(feats))
+    in_predict = _count_calls(head, lambda: head.predict(feats))
+    assert any(key.startswith('parameter') for key in in_predict)
+    # No module or parameter of the head is used more often than in one
+    # pass (one that only scoring uses, e.g. DRMN's global branch: once).
     assert {
         name: count
         for name, count in in_predict.items()
@@ -383,3 +416,28 @@ def test_a_class_added_by_its_attributes(case):
     assert not torch.allclose(twin[:, -1], after[:, -1])
     if case.old_scores_on_new_class == 'same':
         torch.testing.assert_close(twin[:, -1], twin[:, 4])
+
+
+DOC = Path(__file__).resolve().parents[1] / 'docs' / 'add_a_head.md'
+
+
+def test_add_a_head_doc():
+    """docs/add_a_head.md: its code runs and its head meets the contract
+    (built from the default case, as a new head of the package would be)."""
+    blocks = re.findall(r'```python\n(.*?)```', DOC.read_text(), re.S)
+    assert len(blocks) == 2
+    name = 'AttentionPoolHead'
+    assert name not in MODELS.module_dict
+    try:
+        namespace = {}
+        for block in blocks:
+            exec(compile(block, str(DOC), 'exec'), namespace)
+        assert name in registered_attribute_heads()
+        case = contract_cases([name])[0]
+        test_loss_is_finite_and_trains_the_head(case)
+        test_predict_runs_the_head_once_and_fills_the_fields(case)
+        test_pre_logits_is_the_class_independent_attribute_vector(case)
+        test_head_inside_a_plain_image_classifier(case)
+        test_a_class_added_by_its_attributes(case)
+    finally:
+        MODELS._module_dict.pop(name, None)
