@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from zeromamba_mm.registry import MODELS
+from ..heads.head_wrapper import HeadWrapper
 from ..losses.contrastive import check_temperature, moco_v3_contrastive
 
 
@@ -290,7 +291,6 @@ def plain_state_dict(model: nn.Module) -> Dict[str, Tensor]:
     Args:
         model (nn.Module): A classifier with a ``head``.
     """
-    from ..heads.head_wrapper import HeadWrapper
     state = {
         k: v
         for k, v in model.state_dict().items()
