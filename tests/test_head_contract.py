@@ -16,10 +16,12 @@ class added by its attribute vector only.
 """
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 import zeromamba_mm.models  # noqa: F401  (registers the heads)
+from zeromamba_mm.apis import ZSLInferencer
 from zeromamba_mm.models.heads import AttributeHead, HeadWrapper
 from zeromamba_mm.registry import MODELS
 
@@ -416,6 +419,34 @@ def test_a_class_added_by_its_attributes(case):
     assert not torch.allclose(twin[:, -1], after[:, -1])
     if case.old_scores_on_new_class == 'same':
         torch.testing.assert_close(twin[:, -1], twin[:, 4])
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: c.name)
+def test_inferencer_forward_runs_the_head_once(case):
+    torch.manual_seed(0)
+    model = ImageClassifier(backbone=SpecBackbone(case.spec), head=case.cfg)
+    model.head.set_class_semantics(class_attributes(), SEEN)
+    model.eval()
+    data = dict(inputs=[torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
+                        for _ in range(2)])
+    # ZSLInferencer.forward reads nothing of the inferencer but its model.
+    forward = partial(ZSLInferencer.forward, SimpleNamespace(model=model))
+    one_pass = _count_calls(model.head,
+                            lambda: model.head.predict(model.extract_feat(
+                                model.data_preprocessor(data)['inputs'])))
+    assert _count_calls(model.head, lambda: forward(data)) == one_pass
+    with torch.no_grad():
+        preds = forward(data)
+        feats = model.extract_feat(model.data_preprocessor(data)['inputs'])
+        expected = model.head.predict(feats)
+    for pred, reference in zip(preds, expected):
+        torch.testing.assert_close(pred.pred_score, reference.pred_score)
+        for name in ('pred_attributes', 'attention_maps'):
+            assert (name in pred) == (name in reference)
+            if name in pred:
+                assert pred.get(name).device.type == 'cpu'
+                torch.testing.assert_close(pred.get(name),
+                                           reference.get(name))
 
 
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'add_a_head.md'
