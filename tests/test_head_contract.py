@@ -59,8 +59,8 @@ def introspective_scores(head, feats, pred_attributes, class_attributes):
     dist_sq = torch.einsum('bca,bca->bc', diff, diff)
     z = torch.einsum('ba,ca->bc', pred_attributes, class_attributes)
     gamma, eps = head.similarity.gamma, head.similarity.eps
-    return z + (1 - z) * (1 - torch.exp(-beta / (gamma * dist_sq.clamp(
-        min=eps))))
+    return z + (1 - z) * (1 - torch.exp(-beta /
+                                        (gamma * dist_sq.clamp(min=eps))))
 
 
 def drmn_scores(head, feats, pred_attributes, class_attributes):
@@ -134,10 +134,12 @@ HEAD_CASES: Dict[str, List[HeadCase]] = {
     'LinearAttributeHead': [HeadCase(_linear(), spec=(('vec', C_IN), ))],
     'ZeroMambaHead': [HeadCase(_ZEROMAMBA, spec=(('map', C_IN), ('vec', K)))],
     'DRMNHead': [
-        HeadCase(_DRMN, scores=drmn_scores,
-                 old_scores_on_new_class='rederived'),
-        HeadCase(dict(_DRMN, fusion_space='logit'), scores=drmn_scores,
-                 name='logit'),
+        HeadCase(
+            _DRMN, scores=drmn_scores, old_scores_on_new_class='rederived'),
+        HeadCase(
+            dict(_DRMN, fusion_space='logit'),
+            scores=drmn_scores,
+            name='logit'),
     ],
     'IntrospectiveHead': [
         HeadCase(
@@ -172,9 +174,8 @@ HEAD_CASES: Dict[str, List[HeadCase]] = {
 
 def registered_attribute_heads() -> List[str]:
     """Names of the registered AttributeHead sub-classes."""
-    return sorted(
-        name for name, cls in MODELS.module_dict.items()
-        if isinstance(cls, type) and issubclass(cls, AttributeHead))
+    return sorted(name for name, cls in MODELS.module_dict.items()
+                  if isinstance(cls, type) and issubclass(cls, AttributeHead))
 
 
 def default_case(name: str) -> HeadCase:
@@ -196,9 +197,8 @@ CASES = contract_cases(registered_attribute_heads())
 
 
 def make_feats(spec: FeatSpec, batch: int = B) -> Tuple[Tensor, ...]:
-    return tuple(
-        torch.randn(batch, c, H, W) if kind == 'map' else torch.randn(batch, c)
-        for kind, c in spec)
+    spatial = {'map': (H, W), 'vec': ()}
+    return tuple(torch.randn(batch, c, *spatial[kind]) for kind, c in spec)
 
 
 def class_attributes(num_classes: int = NUM_CLASSES) -> Tensor:
@@ -209,7 +209,8 @@ def samples(labels: Sequence[int]) -> List[DataSample]:
     return [DataSample().set_gt_label(label) for label in labels]
 
 
-def build(case: HeadCase, attributes: Optional[Tensor] = None) -> AttributeHead:
+def build(case: HeadCase,
+          attributes: Optional[Tensor] = None) -> AttributeHead:
     torch.manual_seed(0)
     head = MODELS.build(case.cfg)
     head.set_class_semantics(
@@ -353,8 +354,8 @@ class SpecBackbone(nn.Module):
     def __init__(self, spec: FeatSpec):
         super().__init__()
         self.spec = spec
-        self.convs = nn.ModuleList(nn.Conv2d(3, c, 3, padding=1)
-                                   for _, c in spec)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(3, c, 3, padding=1) for _, c in spec)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         outs = []
@@ -413,8 +414,8 @@ def test_a_class_added_by_its_attributes(case):
     # The new class is scored by its attributes: another vector, another
     # score (and the vector of an unseen class, that class's score).
     with torch.no_grad():
-        head.set_class_semantics(torch.cat([attributes, attributes[4:5]]),
-                                 SEEN)
+        head.set_class_semantics(
+            torch.cat([attributes, attributes[4:5]]), SEEN)
         twin = torch.stack([s.pred_score for s in head.predict(feats)])
     assert not torch.allclose(twin[:, -1], after[:, -1])
     if case.old_scores_on_new_class == 'same':
@@ -427,13 +428,14 @@ def test_inferencer_forward_runs_the_head_once(case):
     model = ImageClassifier(backbone=SpecBackbone(case.spec), head=case.cfg)
     model.head.set_class_semantics(class_attributes(), SEEN)
     model.eval()
-    data = dict(inputs=[torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
-                        for _ in range(2)])
+    data = dict(inputs=[
+        torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8) for _ in range(2)
+    ])
     # ZSLInferencer.forward reads nothing of the inferencer but its model.
     forward = partial(ZSLInferencer.forward, SimpleNamespace(model=model))
-    one_pass = _count_calls(model.head,
-                            lambda: model.head.predict(model.extract_feat(
-                                model.data_preprocessor(data)['inputs'])))
+    one_pass = _count_calls(
+        model.head, lambda: model.head.predict(
+            model.extract_feat(model.data_preprocessor(data)['inputs'])))
     assert _count_calls(model.head, lambda: forward(data)) == one_pass
     with torch.no_grad():
         preds = forward(data)
@@ -445,8 +447,7 @@ def test_inferencer_forward_runs_the_head_once(case):
             assert (name in pred) == (name in reference)
             if name in pred:
                 assert pred.get(name).device.type == 'cpu'
-                torch.testing.assert_close(pred.get(name),
-                                           reference.get(name))
+                torch.testing.assert_close(pred.get(name), reference.get(name))
 
 
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'add_a_head.md'
