@@ -48,9 +48,20 @@ def _check_default_scope(what: str):
         pytest.fail(
             f'{what} changed MMEngine\'s default scope from {before!r} to '
             f'{after!r} and left it so: later tests would build from that '
-            'scope\'s registries. Restore it at the end (DefaultScope.'
-            'overwrite_default_scope, or as tests/_toy_runner.py does).',
+            'scope\'s registries. Restore it at the end: the '
+            'restore_default_scope fixture of tests/conftest.py, or '
+            'DefaultScope.overwrite_default_scope.',
             pytrace=False)
+
+
+@pytest.fixture
+def restore_default_scope():
+    """For a test that builds an MMEngine Runner itself: the default scope
+    that was current before the test is current again after it."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict = saved
 
 
 @pytest.fixture(autouse=True)

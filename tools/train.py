@@ -16,9 +16,9 @@ from _threads import setup_threads  # noqa: E402
 setup_threads()  # first, before torch loads (tools/_threads.py)
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs, claim_work_dir,
-                     fit_loaders_to_workers, load_config, merge_launcher_env,
-                     parse_launch_args, register_all, set_work_dir,
-                     usage_error)
+                     fit_loaders_to_workers, keeps_mmengine_state,
+                     load_config, merge_launcher_env, parse_launch_args,
+                     register_all, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -122,6 +122,7 @@ def run() -> None:
         runner.train()
 
 
+@keeps_mmengine_state
 def main() -> None:
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
