@@ -108,6 +108,10 @@ def toy_runner(work_dir: str,
         collate_fn=dict(type='default_collate'))
     torch.manual_seed(0)  # the same initial weights in every run
     kwargs.setdefault('experiment_name', f'toy_{os.getpid()}_{time.time_ns()}')
+    # end fixed: a run stopped early has the schedule of the full run.
+    kwargs.setdefault(
+        'param_scheduler',
+        dict(type='MultiStepLR', milestones=[1], gamma=0.5, begin=0, end=3))
     saved_scopes = DefaultScope._instance_dict.copy()
     runner = cls(
         model=ToyModel(),
@@ -118,9 +122,6 @@ def toy_runner(work_dir: str,
         val_cfg=dict(),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        # end fixed: a run stopped early has the schedule of the full run.
-        param_scheduler=dict(
-            type='MultiStepLR', milestones=[1], gamma=0.5, begin=0, end=3),
         default_hooks=dict(
             checkpoint=dict(
                 type=hook,
