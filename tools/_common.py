@@ -129,6 +129,31 @@ def keeps_mmengine_state(main: Callable) -> Callable:
     return wrapper
 
 
+def amp_device_available() -> bool:
+    """Whether MMEngine's mixed precision (``AmpOptimWrapper``, a loop's
+    ``fp16``) has a device to run on."""
+    from mmengine import device
+    return any(
+        getattr(device, f'is_{name}_available', lambda: False)()
+        for name in ('cuda', 'npu', 'mlu', 'musa'))
+
+
+def require_amp_device(work: str) -> None:
+    """Stop when ``--amp`` is given on a machine without an accelerator.
+
+    Args:
+        work (str): ``'training'`` or ``'testing'``, for the message.
+
+    Raises:
+        SystemExit: (code 2) before anything is written.
+    """
+    if not amp_device_available():
+        usage_error(f'--amp (mixed precision {work}) needs a CUDA, NPU, MLU '
+                    'or MUSA device, and this machine has none. '
+                    f'{"Train" if work == "training" else "Test"} without '
+                    '--amp.')
+
+
 #: Where each launcher puts the global rank before MMEngine reads it.
 _RANK_VARIABLES = dict(
     pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')

@@ -20,7 +20,7 @@ from _common import (add_launch_args, build_runner,  # noqa: E402
                      fit_loaders_to_workers, is_rank_zero,
                      keeps_mmengine_state, load_config, merge_launcher_env,
                      parse_launch_args, prepare_work_dir, register_all,
-                     set_work_dir, usage_error)
+                     require_amp_device, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +67,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # Evaluating another model's weights must fail loudly (ZSLRunner).
     cfg.strict_load = not args.partial_load
     if args.amp:
+        require_amp_device('testing')
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
     if args.out is not None:

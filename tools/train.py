@@ -18,7 +18,8 @@ from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs, claim_work_dir,
                      fit_loaders_to_workers, keeps_mmengine_state,
                      load_config, merge_launcher_env, parse_launch_args,
-                     register_all, set_work_dir, usage_error)
+                     register_all, require_amp_device, set_work_dir,
+                     usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,10 +66,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             usage_error(f'--amp needs OptimWrapper or AmpOptimWrapper, the '
                         f'config uses {optim_wrapper}.')
-        if not amp_device_available():
-            usage_error('--amp (mixed precision training) needs a CUDA, NPU, '
-                        'MLU or MUSA device, and this machine has none. '
-                        'Train without --amp.')
+        require_amp_device('training')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
@@ -99,14 +97,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     fit_loaders_to_workers(cfg, args.no_pin_memory,
                            args.no_persistent_workers)
     return cfg
-
-
-def amp_device_available() -> bool:
-    """Whether MMEngine's ``AmpOptimWrapper`` has a device to run on."""
-    from mmengine import device
-    return any(
-        getattr(device, f'is_{name}_available', lambda: False)()
-        for name in ('cuda', 'npu', 'mlu', 'musa'))
 
 
 def run() -> None:
