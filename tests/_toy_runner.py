@@ -9,7 +9,14 @@ RUNNER is ``zsl`` (ZSLRunner + SafeCheckpointHook) or ``mmengine`` (MMEngine's
 Runner + CheckpointHook); KILL_AT is ``last`` or ``best``: the file write of
 the epoch-2 checkpoint (or of the epoch-2 best checkpoint) stops half-way,
 prints ``WRITING`` and sleeps, so that the parent can SIGKILL it mid-save.
+
+In-process, the runner's default scope (``'mmengine'``) is current only
+while its ``train``, ``val`` or ``test`` runs: MMEngine's Runner makes its
+scope the process's current one for good, and the next test's builds would
+look in MMEngine's root registries (``tests/conftest.py`` fails a test that
+leaves the scope changed).
 """
+import functools
 import os
 import sys
 import time
@@ -17,7 +24,7 @@ import time
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
-from mmengine.registry import METRICS
+from mmengine.registry import METRICS, DefaultScope
 from torch.utils.data import Dataset
 
 
@@ -101,7 +108,12 @@ def toy_runner(work_dir: str,
         collate_fn=dict(type='default_collate'))
     torch.manual_seed(0)  # the same initial weights in every run
     kwargs.setdefault('experiment_name', f'toy_{os.getpid()}_{time.time_ns()}')
-    return cls(
+    # end fixed: a run stopped early has the schedule of the full run.
+    kwargs.setdefault(
+        'param_scheduler',
+        dict(type='MultiStepLR', milestones=[1], gamma=0.5, begin=0, end=3))
+    saved_scopes = DefaultScope._instance_dict.copy()
+    runner = cls(
         model=ToyModel(),
         work_dir=work_dir,
         train_dataloader=loader,
@@ -110,9 +122,6 @@ def toy_runner(work_dir: str,
         val_cfg=dict(),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        # end fixed: a run stopped early has the schedule of the full run.
-        param_scheduler=dict(
-            type='MultiStepLR', milestones=[1], gamma=0.5, begin=0, end=3),
         default_hooks=dict(
             checkpoint=dict(
                 type=hook,
@@ -124,6 +133,23 @@ def toy_runner(work_dir: str,
         randomness=dict(seed=0),
         default_scope='mmengine',
         **kwargs)
+    DefaultScope._instance_dict = saved_scopes
+    for name in ('train', 'val', 'test'):
+        setattr(runner, name,
+                _in_scope(getattr(runner, name), runner.default_scope))
+    return runner
+
+
+def _in_scope(method, scope: DefaultScope):
+    """``method`` run with ``scope`` current, and the scope before it
+    current again afterwards (also when it raises)."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with DefaultScope.overwrite_default_scope(scope.scope_name):
+            return method(*args, **kwargs)
+
+    return run
 
 
 def _stall_mid_write(kill_at: str) -> None:

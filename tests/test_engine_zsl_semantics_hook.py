@@ -76,7 +76,7 @@ class _Loop(BaseLoop):
 
 
 def test_val_split_without_unseen_images_stops_before_training(
-        data_root, tmp_path):
+        data_root, tmp_path, restore_default_scope):
     runner = build_runner(data_root, tmp_path / 'work', 'test_seen')
     _CountTrainIters.iters = 0
     with pytest.raises(ValueError) as err:

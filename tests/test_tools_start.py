@@ -141,6 +141,23 @@ def test_amp_on_cpu_is_refused_before_anything_is_written(
     assert not work_dir.exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks a CPU machine')
+def test_test_tool_amp_on_cpu_is_refused_before_anything_is_written(
+        monkeypatch, capsys, tmp_path, data_root):
+    work_dir, checkpoint = tmp_path / 'work', tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'never read: --amp is refused first')
+    assert run_tool(monkeypatch, 'test', [
+        CONFIG,
+        str(checkpoint), '--amp', '--work-dir',
+        str(work_dir), '--cfg-options'
+    ] + options(data_root)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: --amp (mixed precision testing) needs a '
+                          'CUDA'), err
+    assert 'Test without --amp' in err and 'Traceback' not in err
+    assert sorted(os.listdir(tmp_path)) == ['model.pth']
+
+
 def _last_error(capsys) -> str:
     err = capsys.readouterr().err
     assert 'Traceback' not in err

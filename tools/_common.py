@@ -2,11 +2,12 @@
 import argparse
 import contextlib
 import errno
+import functools
 import glob
 import os
 import os.path as osp
 import sys
-from typing import Iterable, Iterator, List, NoReturn, Tuple
+from typing import Callable, Iterable, Iterator, List, NoReturn, Tuple
 
 from mmengine.config import Config
 
@@ -97,6 +98,60 @@ def build_runner(cfg: Config):
         return Runner.from_cfg(cfg)
     from mmengine.registry import RUNNERS
     return RUNNERS.build(cfg)
+
+
+def keeps_mmengine_state(main: Callable) -> Callable:
+    """Decorate a tool's ``main``: MMEngine's process-wide current default
+    scope, logger and message hub are as before when it returns or raises.
+
+    A Runner makes its config's ``default_scope``, and its own logger and
+    message hub, the process's current ones for good. Run in-process (tests,
+    ``runpy``, a notebook), a tool would leave them to the caller: the
+    caller's registry builds would look in the config's scope, and its
+    ``print_log(logger='current')`` would write to the finished run's
+    streams.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        from mmengine.logging import MessageHub, MMLogger
+        from mmengine.registry import DefaultScope
+        managers = (DefaultScope, MMLogger, MessageHub)
+        saved = [manager._instance_dict.copy() for manager in managers]
+        try:
+            return main(*args, **kwargs)
+        finally:
+            # Rebound, not updated: MMEngine's overwrite_default_scope
+            # rebinds DefaultScope's dict too.
+            for manager, instances in zip(managers, saved):
+                manager._instance_dict = instances
+
+    return wrapper
+
+
+def amp_device_available() -> bool:
+    """Whether MMEngine's mixed precision (``AmpOptimWrapper``, a loop's
+    ``fp16``) has a device to run on."""
+    from mmengine import device
+    return any(
+        getattr(device, f'is_{name}_available', lambda: False)()
+        for name in ('cuda', 'npu', 'mlu', 'musa'))
+
+
+def require_amp_device(work: str) -> None:
+    """Stop when ``--amp`` is given on a machine without an accelerator.
+
+    Args:
+        work (str): ``'training'`` or ``'testing'``, for the message.
+
+    Raises:
+        SystemExit: (code 2) before anything is written.
+    """
+    if not amp_device_available():
+        usage_error(f'--amp (mixed precision {work}) needs a CUDA, NPU, MLU '
+                    'or MUSA device, and this machine has none. '
+                    f'{"Train" if work == "training" else "Test"} without '
+                    '--amp.')
 
 
 #: Where each launcher puts the global rank before MMEngine reads it.

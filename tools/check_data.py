@@ -375,6 +375,14 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
 
 
 def main() -> int:
+    # The checks build in mmpretrain's default scope; the caller's scope is
+    # current again afterwards (the tool also runs in-process).
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return run_checks()
+
+
+def run_checks() -> int:
     args = parse_args()
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=True)

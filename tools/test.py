@@ -17,9 +17,10 @@ from _threads import setup_threads  # noqa: E402
 setup_threads()  # first, before torch loads (tools/_threads.py)
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs,
-                     fit_loaders_to_workers, is_rank_zero, load_config,
-                     merge_launcher_env, parse_launch_args, prepare_work_dir,
-                     register_all, set_work_dir, usage_error)
+                     fit_loaders_to_workers, is_rank_zero,
+                     keeps_mmengine_state, load_config, merge_launcher_env,
+                     parse_launch_args, prepare_work_dir, register_all,
+                     require_amp_device, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +67,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # Evaluating another model's weights must fail loudly (ZSLRunner).
     cfg.strict_load = not args.partial_load
     if args.amp:
+        require_amp_device('testing')
         cfg.test_cfg = cfg.get('test_cfg') or {}
         cfg.test_cfg.fp16 = True
     if args.out is not None:
@@ -150,6 +152,7 @@ def run() -> None:
         print(summary, flush=True)
 
 
+@keeps_mmengine_state
 def main() -> None:
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError

@@ -16,8 +16,9 @@ from _threads import setup_threads  # noqa: E402
 setup_threads()  # first, before torch loads (tools/_threads.py)
 from _common import (add_launch_args, build_runner,  # noqa: E402
                      check_cfg_options, check_config_inputs, claim_work_dir,
-                     fit_loaders_to_workers, load_config, merge_launcher_env,
-                     parse_launch_args, register_all, set_work_dir,
+                     fit_loaders_to_workers, keeps_mmengine_state,
+                     load_config, merge_launcher_env, parse_launch_args,
+                     register_all, require_amp_device, set_work_dir,
                      usage_error)
 
 
@@ -65,10 +66,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             usage_error(f'--amp needs OptimWrapper or AmpOptimWrapper, the '
                         f'config uses {optim_wrapper}.')
-        if not amp_device_available():
-            usage_error('--amp (mixed precision training) needs a CUDA, NPU, '
-                        'MLU or MUSA device, and this machine has none. '
-                        'Train without --amp.')
+        require_amp_device('training')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
@@ -101,14 +99,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def amp_device_available() -> bool:
-    """Whether MMEngine's ``AmpOptimWrapper`` has a device to run on."""
-    from mmengine import device
-    return any(
-        getattr(device, f'is_{name}_available', lambda: False)()
-        for name in ('cuda', 'npu', 'mlu', 'musa'))
-
-
 def run() -> None:
     args = parse_args()
     register_all()
@@ -122,6 +112,7 @@ def run() -> None:
         runner.train()
 
 
+@keeps_mmengine_state
 def main() -> None:
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
