@@ -1,0 +1,161 @@
+"""Compiled CPU selective scan: the recurrence in C++, the rest in torch.
+
+The recurrence (``a_t = exp(dt_t A)``, ``h_t = a_t h_{t-1} + dt_t u_t B_t``,
+``y_t = C_t . h_t``) runs in ``selective_scan_cpu_kernel.cpp``: one pass
+over time per (batch, channel) row, the state as the inner vectorised loop,
+rows spread over torch's intra-op threads. Everything elementwise around it
+(``dt = softplus(delta + delta_bias)``, the ``D`` skip, and in the dispatch
+the gate) uses the same torch code as the pure-PyTorch scan
+(:func:`.scan_common.softplus_`), and the backward derives the same
+gradients as :func:`.selective_scan_torch._backward` (see its docstring for
+the adjoint recurrence): the kernel returns ``du``, ``d dt``, ``dA``, and
+``dB``/``dC`` per state, and this module applies the softplus derivative
+and the skip. Float32 inputs scan in float32 (half/bf16 are upcast),
+float64 in float64.
+
+Autograd saves only the inputs; the backward recomputes the states of one
+row at a time (2 (L + 1) N values per thread), so training memory is that of
+the pure-PyTorch scan. Built and switched by :mod:`.selective_scan_cpu_build`
+(``ZEROMAMBA_CPU_SCAN``); :func:`zeromamba_mm.ops.selective_scan` picks it
+for CPU tensors under ``backend='auto'`` or ``'compiled'``.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .scan_common import compute_dtype, softplus_
+from .scan_function import make_scan_function
+from .selective_scan_cpu_build import load_cpu_kernel
+
+
+def _kernel():
+    module = load_cpu_kernel()
+    if module is None:  # the dispatch checks first; this is a direct call
+        from .selective_scan_cpu_build import cpu_kernel_error
+        raise RuntimeError('the compiled CPU selective scan is unavailable: '
+                           f'{cpu_kernel_error()}')
+    return module
+
+
+def _step_sizes(delta: Tensor, bias: Optional[Tensor], softplus: bool,
+                dtype: torch.dtype) -> Tuple[Tensor, Optional[Tensor]]:
+    """``dt = softplus(delta + bias)`` (or ``delta + bias``), contiguous,
+    and the softplus derivative ``sigmoid(delta + bias)`` if applied."""
+    dt = delta.to(dtype, copy=True).contiguous()
+    if bias is not None:
+        dt += bias.to(dtype)[:, None]
+    if not softplus:
+        return dt, None
+    slope = torch.sigmoid(dt)
+    return softplus_(dt), slope
+
+
+def _state_last(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """B or C (batch, G, N, L) as a (batch, G, L, N) view with the state
+    contiguous; broadcast (stride-0) dims stay broadcast."""
+    x = x.to(dtype).transpose(2, 3)
+    if x.shape[3] == 1 or x.stride(3) == 1:
+        return x
+    base = x
+    for dim in range(3):
+        if base.stride(dim) == 0:
+            base = base.narrow(dim, 0, 1)
+    return base.contiguous().expand(x.shape)
+
+
+def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+             D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
+             out_dtype: torch.dtype,
+             want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """``y = C . h + D u`` and the last state (no gate)."""
+    ct = compute_dtype(u, delta, B, C)
+    uc = u.to(ct).contiguous()
+    dt, _ = _step_sizes(delta, bias, softplus, ct)
+    out = _kernel().scan_forward(uc, dt,
+                                 A.to(ct).contiguous(), _state_last(B, ct),
+                                 _state_last(C, ct), want_last)
+    y = out[0]
+    if D is not None:
+        y.addcmul_(uc, D.to(ct)[:, None])
+    return y.to(out_dtype), (out[1] if want_last else None)
+
+
+def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+              D: Optional[Tensor], bias: Optional[Tensor], softplus: bool,
+              gy: Tensor, glast: Optional[Tensor],
+              needs: Tuple[bool, ...]) -> Tuple[Optional[Tensor], ...]:
+    """Gradients of u, delta, A, B, C, D, delta_bias (dB, dC only where
+    ``needs``, autograd's ``needs_input_grad``, asks)."""
+    ct = compute_dtype(u, delta, B, C)
+    uc = u.to(ct).contiguous()
+    g = gy.to(ct).contiguous()
+    dt, slope = _step_sizes(delta, bias, softplus, ct)
+    # One partial dB/dC per thread partition (summed below): B and C are
+    # shared by the channels of a group, which different threads scan.
+    parts = max(1, min(torch.get_num_threads(), u.shape[1]))
+    du, ddt, dA, dB, dC = _kernel().scan_backward(
+        uc, dt,
+        A.to(ct).contiguous(), _state_last(B, ct), _state_last(C, ct), g,
+        None if glast is None else glast.to(ct), parts, needs[3], needs[4])
+    if D is not None:
+        du.addcmul_(g, D.to(ct)[:, None])
+    if slope is not None:
+        ddt.mul_(slope)
+    grads_bc = []
+    for grad, like, needed in ((dB, B, needs[3]), (dC, C, needs[4])):
+        if not needed:
+            grads_bc.append(None)
+            continue
+        grad = grad[0] if parts == 1 else grad.sum(0)
+        grads_bc.append(grad.transpose(2, 3).to(like.dtype))
+    dD = None if D is None else (g * uc).sum((0, 2)).to(D.dtype)
+    dbias = None if bias is None else ddt.sum((0, 2)).to(bias.dtype)
+    return (du.to(u.dtype), ddt.to(delta.dtype), dA.to(A.dtype),
+            grads_bc[0], grads_bc[1], dD, dbias)
+
+
+SelectiveScanCpuFn = make_scan_function(
+    'SelectiveScanCpuFn', _forward, _backward,
+    'Autograd wrapper of the compiled CPU scan (z-free; see '
+    ':func:`selective_scan_cpu`). B and C are (batch, G, N, L).')
+
+
+def selective_scan_cpu(u: Tensor,
+                       delta: Tensor,
+                       A: Tensor,
+                       B: Tensor,
+                       C: Tensor,
+                       D: Optional[Tensor] = None,
+                       delta_bias: Optional[Tensor] = None,
+                       delta_softplus: bool = False,
+                       return_last_state: bool = False,
+                       out_dtype: Optional[torch.dtype] = None):
+    """Selective scan by the compiled CPU kernel (no gate ``z``).
+
+    Inputs are validated by :func:`zeromamba_mm.ops.selective_scan`; here
+    B/C must already be (batch, G, N, L) and the tensors on the CPU.
+
+    Args:
+        u (Tensor): (batch, D, L).
+        delta (Tensor): (batch, D, L).
+        A (Tensor): (D, N).
+        B (Tensor): (batch, G, N, L).
+        C (Tensor): (batch, G, N, L).
+        D (Tensor, optional): (D,).
+        delta_bias (Tensor, optional): (D,).
+        delta_softplus (bool): Apply softplus to ``delta + delta_bias``.
+        return_last_state (bool): Also return the state after step L - 1.
+        out_dtype (torch.dtype, optional): dtype of ``y``; ``u.dtype`` if
+            None.
+
+    Returns:
+        Tensor | tuple: ``y`` (batch, D, L), and the last state
+        (batch, D, N) in the compute dtype when asked for.
+
+    Raises:
+        RuntimeError: If the kernel cannot be built here.
+    """
+    return SelectiveScanCpuFn.apply(u, delta, A, B, C, D, delta_bias,
+                                    delta_softplus, return_last_state,
+                                    out_dtype or u.dtype)
