@@ -1,17 +1,15 @@
 """Compiled CPU selective scan: the recurrence in C++, the rest in torch.
 
-The recurrence (``a_t = exp(dt_t A)``, ``h_t = a_t h_{t-1} + dt_t u_t B_t``,
-``y_t = C_t . h_t``) runs in ``selective_scan_cpu_kernel.cpp``: one pass
-over time per (batch, channel) row, the state as the inner vectorised loop,
-rows spread over torch's intra-op threads. Everything elementwise around it
-(``dt = softplus(delta + delta_bias)``, the ``D`` skip, and in the dispatch
-the gate) uses the same torch code as the pure-PyTorch scan
-(:func:`.scan_common.softplus_`), and the backward derives the same
-gradients as :func:`.selective_scan_torch._backward` (see its docstring for
-the adjoint recurrence): the kernel returns ``du``, ``d dt``, ``dA``, and
-``dB``/``dC`` per state, and this module applies the softplus derivative
-and the skip. Float32 inputs scan in float32 (half/bf16 are upcast),
-float64 in float64.
+The whole z-free scan (``dt = softplus(delta + delta_bias)``,
+``a_t = exp(dt_t A)``, ``h_t = a_t h_{t-1} + dt_t u_t B_t``,
+``y_t = C_t . h_t + D u_t``) runs in ``selective_scan_cpu_kernel.cpp``: one
+pass over time per (batch, channel) row, the state as the inner vectorised
+loop, rows spread over torch's intra-op threads; the gate is applied by the
+dispatch, as for the other backends. Its backward derives the gradients of
+:func:`.selective_scan_torch._backward` (see its docstring for the adjoint
+recurrence). Float32 inputs scan in float32 (half/bf16 are upcast), with
+the exp and softplus evaluated by polynomials accurate to float32's
+rounding; float64 inputs in float64 with the library's functions.
 
 Autograd saves only the inputs; the backward recomputes the states of one
 row at a time (2 (L + 1) N values per thread), so training memory is that of
@@ -24,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .scan_common import compute_dtype, softplus_
+from .scan_common import compute_dtype
 from .scan_function import make_scan_function
 from .selective_scan_cpu_build import load_cpu_kernel
 
@@ -38,17 +36,9 @@ def _kernel():
     return module
 
 
-def _step_sizes(delta: Tensor, bias: Optional[Tensor], softplus: bool,
-                dtype: torch.dtype) -> Tuple[Tensor, Optional[Tensor]]:
-    """``dt = softplus(delta + bias)`` (or ``delta + bias``), contiguous,
-    and the softplus derivative ``sigmoid(delta + bias)`` if applied."""
-    dt = delta.to(dtype, copy=True).contiguous()
-    if bias is not None:
-        dt += bias.to(dtype)[:, None]
-    if not softplus:
-        return dt, None
-    slope = torch.sigmoid(dt)
-    return softplus_(dt), slope
+def _cast(x: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """``x`` in ``dtype``, contiguous (None stays None)."""
+    return None if x is None else x.to(dtype).contiguous()
 
 
 def _state_last(x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -70,15 +60,11 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
              want_last: bool) -> Tuple[Tensor, Optional[Tensor]]:
     """``y = C . h + D u`` and the last state (no gate)."""
     ct = compute_dtype(u, delta, B, C)
-    uc = u.to(ct).contiguous()
-    dt, _ = _step_sizes(delta, bias, softplus, ct)
-    out = _kernel().scan_forward(uc, dt,
-                                 A.to(ct).contiguous(), _state_last(B, ct),
-                                 _state_last(C, ct), want_last)
-    y = out[0]
-    if D is not None:
-        y.addcmul_(uc, D.to(ct)[:, None])
-    return y.to(out_dtype), (out[1] if want_last else None)
+    out = _kernel().scan_forward(
+        _cast(u, ct), _cast(delta, ct), _cast(A, ct), _state_last(B, ct),
+        _state_last(C, ct), _cast(D, ct), _cast(bias, ct), softplus,
+        want_last)
+    return out[0].to(out_dtype), (out[1] if want_last else None)
 
 
 def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -88,20 +74,13 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     """Gradients of u, delta, A, B, C, D, delta_bias (dB, dC only where
     ``needs``, autograd's ``needs_input_grad``, asks)."""
     ct = compute_dtype(u, delta, B, C)
-    uc = u.to(ct).contiguous()
-    g = gy.to(ct).contiguous()
-    dt, slope = _step_sizes(delta, bias, softplus, ct)
     # One partial dB/dC per thread partition (summed below): B and C are
     # shared by the channels of a group, which different threads scan.
     parts = max(1, min(torch.get_num_threads(), u.shape[1]))
-    du, ddt, dA, dB, dC = _kernel().scan_backward(
-        uc, dt,
-        A.to(ct).contiguous(), _state_last(B, ct), _state_last(C, ct), g,
-        None if glast is None else glast.to(ct), parts, needs[3], needs[4])
-    if D is not None:
-        du.addcmul_(g, D.to(ct)[:, None])
-    if slope is not None:
-        ddt.mul_(slope)
+    du, ddelta, dA, dB, dC, dD, dbias = _kernel().scan_backward(
+        _cast(u, ct), _cast(delta, ct), _cast(A, ct), _state_last(B, ct),
+        _state_last(C, ct), _cast(D, ct), _cast(bias, ct), softplus,
+        _cast(gy, ct), _cast(glast, ct), parts, needs[3], needs[4])
     grads_bc = []
     for grad, like, needed in ((dB, B, needs[3]), (dC, C, needs[4])):
         if not needed:
@@ -109,9 +88,9 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
             continue
         grad = grad[0] if parts == 1 else grad.sum(0)
         grads_bc.append(grad.transpose(2, 3).to(like.dtype))
-    dD = None if D is None else (g * uc).sum((0, 2)).to(D.dtype)
-    dbias = None if bias is None else ddt.sum((0, 2)).to(bias.dtype)
-    return (du.to(u.dtype), ddt.to(delta.dtype), dA.to(A.dtype),
+    dD = None if D is None else dD.to(D.dtype)
+    dbias = None if bias is None else dbias.to(bias.dtype)
+    return (du.to(u.dtype), ddelta.to(delta.dtype), dA.to(A.dtype),
             grads_bc[0], grads_bc[1], dD, dbias)
 
 
