@@ -53,8 +53,7 @@ def make_inputs(batch=2,
     x = dict(
         u=rnd(batch, channels, length),
         delta=rnd(batch, channels, length, scale=delta_scale),
-        A=-(torch.rand(channels, d_state, generator=g) * 2 +
-            0.1).to(dtype),
+        A=-(torch.rand(channels, d_state, generator=g) * 2 + 0.1).to(dtype),
         B=B,
         C=C,
         D=rnd(channels) if with_extras else None,
@@ -70,15 +69,12 @@ def outputs_and_grads(x, backend, softplus=True):
     """y, last state and the gradients of every input of a random linear
     loss of both (the loss weights are fixed by a seed)."""
     y, last = selective_scan(
-        **x,
-        delta_softplus=softplus,
-        return_last_state=True,
-        backend=backend)
+        **x, delta_softplus=softplus, return_last_state=True, backend=backend)
     g = torch.Generator().manual_seed(1)
-    loss = (y.double() * torch.randn(
-        y.shape, generator=g, dtype=torch.float64)).sum() + (
-            last.double() * torch.randn(
-                last.shape, generator=g, dtype=torch.float64)).sum()
+    loss = (y.double() *
+            torch.randn(y.shape, generator=g, dtype=torch.float64)).sum() + (
+                last.double() * torch.randn(
+                    last.shape, generator=g, dtype=torch.float64)).sum()
     names = [k for k in NAMES if x[k] is not None]
     grads = torch.autograd.grad(loss, [x[k] for k in names])
     return y, last, dict(zip(names, grads))
@@ -92,8 +88,7 @@ def as_float64(x):
 
 
 def assert_matches_reference(x, rtol, atol, softplus=True):
-    y_ref, last_ref, g_ref = outputs_and_grads(as_float64(x), 'ref',
-                                               softplus)
+    y_ref, last_ref, g_ref = outputs_and_grads(as_float64(x), 'ref', softplus)
     y, last, grads = outputs_and_grads(x, 'compiled', softplus)
     assert y.dtype == x['u'].dtype and y.shape == x['u'].shape
     torch.testing.assert_close(y.double(), y_ref, rtol=rtol, atol=atol)
@@ -188,8 +183,10 @@ def test_auto_switch(compiled_kernel, monkeypatch):
 def test_tracing_sees_the_torch_function(compiled_kernel, monkeypatch):
     """A jit trace (FLOP counting) records the pure-PyTorch Function."""
     monkeypatch.delenv(build.CPU_SCAN_ENV, raising=False)
-    x = {k: None if v is None else v.detach() for k, v in
-         make_inputs(dtype=torch.float32).items()}
+    x = {
+        k: None if v is None else v.detach()
+        for k, v in make_inputs(dtype=torch.float32).items()
+    }
 
     def fn(u):
         return selective_scan(u, *[x[k] for k in NAMES[1:]])

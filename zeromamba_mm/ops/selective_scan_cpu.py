@@ -62,8 +62,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     ct = compute_dtype(u, delta, B, C)
     out = _kernel().scan_forward(
         _cast(u, ct), _cast(delta, ct), _cast(A, ct), _state_last(B, ct),
-        _state_last(C, ct), _cast(D, ct), _cast(bias, ct), softplus,
-        want_last)
+        _state_last(C, ct), _cast(D, ct), _cast(bias, ct), softplus, want_last)
     return out[0].to(out_dtype), (out[1] if want_last else None)
 
 

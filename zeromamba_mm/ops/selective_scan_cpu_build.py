@@ -33,8 +33,8 @@ import torch
 
 CPU_SCAN_ENV = 'ZEROMAMBA_CPU_SCAN'
 CPU_SCAN_CHOICES = ('auto', 'torch', 'compiled')
-KERNEL_SOURCE = osp.join(osp.dirname(osp.abspath(__file__)),
-                         'selective_scan_cpu_kernel.cpp')
+KERNEL_SOURCE = osp.join(
+    osp.dirname(osp.abspath(__file__)), 'selective_scan_cpu_kernel.cpp')
 
 # The outcome of the one build attempt of this process: the module, or the
 # reason it could not be built.
@@ -96,9 +96,9 @@ def _build_spec() -> Tuple[str, str, List[str]]:
     flags = ['-O3', '-fopenmp-simd', '-fno-trapping-math'] + _cpu_flags()
     with open(KERNEL_SOURCE, 'rb') as f:
         digest = hashlib.sha256(f.read())
-    digest.update(' '.join(flags + [
-        torch.__version__, sys.version, platform.machine()
-    ]).encode())
+    digest.update(
+        ' '.join(flags + [torch.__version__, sys.version,
+                          platform.machine()]).encode())
     name = f'zeromamba_scan_cpu_{digest.hexdigest()[:12]}'
     return name, osp.join(extensions_dir(), name), flags
 
