@@ -103,13 +103,24 @@ def _build_spec() -> Tuple[str, str, List[str]]:
     return name, osp.join(extensions_dir(), name), flags
 
 
+def _ninja_path() -> str:
+    """PATH with the bin directory of pip's ``ninja`` package (a runtime
+    requirement) appended: torch runs ``ninja`` from PATH, and a virtual
+    environment used without activation does not put its ``bin`` there."""
+    path = os.environ.get('PATH', '')
+    try:
+        import ninja
+    except ImportError:
+        return path
+    return os.pathsep.join([path, ninja.BIN_DIR]) if path else ninja.BIN_DIR
+
+
 def _missing_tool() -> Optional[str]:
     """Why torch's JIT build cannot start here (None if it can)."""
-    from torch.utils.cpp_extension import is_ninja_available
     compiler = os.environ.get('CXX', 'c++')
     if shutil.which(compiler) is None:
         return f'no C++ compiler ({compiler!r} is not on PATH)'
-    if not is_ninja_available():
+    if shutil.which('ninja', path=_ninja_path()) is None:
         return ('`ninja` is not on PATH (pip install ninja, or your '
                 'system\'s package)')
     return None
@@ -123,12 +134,22 @@ def _build() -> ModuleType:
     from torch.utils.cpp_extension import load
     name, build_dir, flags = _build_spec()
     os.makedirs(build_dir, exist_ok=True)
-    return load(
-        name=name,
-        sources=[KERNEL_SOURCE],
-        extra_cflags=flags,
-        build_directory=build_dir,
-        verbose=False)
+    # torch's build runs `ninja` in a copy of os.environ: PATH is extended
+    # for the build only.
+    saved_path = os.environ.get('PATH')
+    os.environ['PATH'] = _ninja_path()
+    try:
+        return load(
+            name=name,
+            sources=[KERNEL_SOURCE],
+            extra_cflags=flags,
+            build_directory=build_dir,
+            verbose=False)
+    finally:
+        if saved_path is None:
+            os.environ.pop('PATH', None)
+        else:
+            os.environ['PATH'] = saved_path
 
 
 def load_cpu_kernel() -> Optional[ModuleType]:
