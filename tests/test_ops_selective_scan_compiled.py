@@ -175,6 +175,13 @@ def test_auto_switch(compiled_kernel, monkeypatch):
     assert resolve_backend('auto', u) == 'torch'
     # A forced backend is what it says, whatever the switch.
     assert resolve_backend('compiled', u) == 'compiled'
+    # d_state 1 (VMamba) stays on the chunked torch scan unless the switch
+    # says compiled.
+    monkeypatch.setenv(build.CPU_SCAN_ENV, 'auto')
+    assert resolve_backend('auto', u, d_state=1) == 'torch'
+    assert resolve_backend('auto', u, d_state=16) == 'compiled'
+    monkeypatch.setenv(build.CPU_SCAN_ENV, 'compiled')
+    assert resolve_backend('auto', u, d_state=1) == 'compiled'
     monkeypatch.setenv(build.CPU_SCAN_ENV, 'fast')
     with pytest.raises(ValueError, match='ZEROMAMBA_CPU_SCAN.*auto'):
         resolve_backend('auto', u)

@@ -13,11 +13,13 @@ same second build once, and a killed build does not block the next one.
 
 The switch ``ZEROMAMBA_CPU_SCAN`` (read at each call):
 
-- ``auto`` (default): use the compiled kernel when it builds; if it cannot
-  (no C++ compiler, no ``ninja``, a compile error), one warning names the
-  cause and the switch, and the pure-PyTorch scan runs.
+- ``auto`` (default): use the compiled kernel for d_state > 1 when it
+  builds; if it cannot (no C++ compiler, no ``ninja``, a compile error),
+  one warning names the cause and the switch, and the pure-PyTorch scan
+  runs. d_state 1 (VMamba) keeps the chunked pure-PyTorch scan.
 - ``torch``: never build; always the pure-PyTorch scan.
-- ``compiled``: the compiled kernel or an error saying why it cannot build.
+- ``compiled``: the compiled kernel for every d_state, or an error saying
+  why it cannot build.
 """
 import hashlib
 import os

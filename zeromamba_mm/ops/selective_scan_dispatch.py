@@ -21,10 +21,11 @@ Backends (``backend=``):
 - ``'ref'``: the sequential reference (tests only: slow).
 - ``'auto'``: decided by the tensors' device, not by what is installed:
   CUDA -> mamba if usable (and u is not float64), else triton, else
-  torch; CPU -> compiled if it builds (one warning names the cause if
-  not), else torch, as the environment variable ``ZEROMAMBA_CPU_SCAN``
-  (``auto``, ``torch`` or ``compiled``; see :mod:`.selective_scan_cpu_build`)
-  allows; while a graph is traced or compiled (jit trace, FLOP counting,
+  torch; CPU -> for d_state > 1 compiled if it builds (one warning names
+  the cause if not), else torch; d_state 1 -> torch; as the environment
+  variable ``ZEROMAMBA_CPU_SCAN`` allows (``auto``; ``torch``: never
+  compiled; ``compiled``: compiled for every d_state; see
+  :mod:`.selective_scan_cpu_build`); while a graph is traced or compiled (jit trace, FLOP counting,
   ``torch.export``), CPU runs torch, whose Function the FLOP counter knows;
   any other device -> torch. An installed mamba-ssm that cannot run (no
   extension, a failing kernel) is reported by one warning.
@@ -42,7 +43,8 @@ from torch import Tensor
 from .scan_common import compute_dtype, expand_groups
 from .selective_scan_cpu import selective_scan_cpu
 from .selective_scan_cpu_build import (CPU_SCAN_ENV, cpu_kernel_error,
-                                       load_cpu_kernel, use_compiled_cpu_scan)
+                                       cpu_scan_mode, load_cpu_kernel,
+                                       use_compiled_cpu_scan)
 from .selective_scan_export import selective_scan_export
 from .selective_scan_mamba import (load_mamba, mamba_import_error,
                                    mamba_installed, probe_mamba,
@@ -108,12 +110,17 @@ def backend_unavailable_reason(backend: str, u: Tensor) -> Optional[str]:
                      f'one of {BACKENDS}')
 
 
-def resolve_backend(backend: str, u: Tensor) -> str:
+def resolve_backend(backend: str,
+                    u: Tensor,
+                    d_state: Optional[int] = None) -> str:
     """The backend that :func:`selective_scan` runs for ``u``.
 
     Args:
         backend (str): A name from :data:`BACKENDS`.
         u (Tensor): The input (its device and dtype decide ``'auto'``).
+        d_state (int, optional): The state size N. Under ``'auto'`` on CPU
+            it decides between the compiled kernel (N > 1) and the chunked
+            torch scan (N = 1); None counts as N > 1.
 
     Returns:
         str: A concrete backend name.
@@ -127,7 +134,7 @@ def resolve_backend(backend: str, u: Tensor) -> str:
                          f'choose one of {BACKENDS}')
     if backend == 'auto':
         if not _is_cuda(u):
-            return 'compiled' if _auto_compiled_cpu(u) else 'torch'
+            return 'compiled' if _auto_compiled_cpu(u, d_state) else 'torch'
         chosen = 'torch'
         for name in ('mamba', 'triton'):
             if backend_unavailable_reason(name, u) is None:
@@ -146,12 +153,20 @@ def resolve_backend(backend: str, u: Tensor) -> str:
     return backend
 
 
-def _auto_compiled_cpu(u: Tensor) -> bool:
+def _auto_compiled_cpu(u: Tensor, d_state: Optional[int]) -> bool:
     """Whether ``'auto'`` runs the compiled CPU kernel for ``u``: CPU
     tensors, outside jit tracing and torch.compile / torch.export (which
-    see the pure-PyTorch Function), and as ``ZEROMAMBA_CPU_SCAN`` allows."""
+    see the pure-PyTorch Function), and as ``ZEROMAMBA_CPU_SCAN`` allows.
+
+    Under ``auto`` the switch leaves d_state 1 (VMamba) on the chunked
+    torch scan, which is not bound by per-op overhead there (the compiled
+    kernel is about 1.4x faster on VMamba-S's call, 3-4x at d_state 16);
+    ``ZEROMAMBA_CPU_SCAN=compiled`` takes every CPU scan.
+    """
     if u.device.type != 'cpu' or torch.jit.is_tracing() or \
             torch.compiler.is_compiling():
+        return False
+    if d_state == 1 and cpu_scan_mode() == 'auto':
         return False
     return use_compiled_cpu_scan()
 
@@ -263,7 +278,7 @@ def selective_scan(
         # loop-free closed form (static shapes, standard ONNX operators).
         return selective_scan_export(u, delta, A, B, C, D, z, delta_bias,
                                      delta_softplus, return_last_state)
-    name = resolve_backend(backend, u)
+    name = resolve_backend(backend, u, A.shape[1])
     if u.shape[2] == 0:
         return _empty_scan(u, delta, A, B, C, D, z, delta_bias,
                            return_last_state)
