@@ -28,8 +28,10 @@ from .selective_scan_cpu_build import load_cpu_kernel
 
 
 def _kernel():
+    """The built kernel module (RuntimeError naming the cause if it cannot
+    be built; the dispatch checks first, so this is a direct call)."""
     module = load_cpu_kernel()
-    if module is None:  # the dispatch checks first; this is a direct call
+    if module is None:
         from .selective_scan_cpu_build import cpu_kernel_error
         raise RuntimeError('the compiled CPU selective scan is unavailable: '
                            f'{cpu_kernel_error()}')
@@ -132,8 +134,14 @@ def selective_scan_cpu(u: Tensor,
         (batch, D, N) in the compute dtype when asked for.
 
     Raises:
+        ValueError: For tensors on another device than the CPU.
         RuntimeError: If the kernel cannot be built here.
     """
+    if u.device.type != 'cpu':
+        raise ValueError('selective_scan_cpu: the compiled kernel takes CPU '
+                         f'tensors, got {u.device}; use '
+                         'zeromamba_mm.ops.selective_scan, which picks a '
+                         'backend for the device')
     return SelectiveScanCpuFn.apply(u, delta, A, B, C, D, delta_bias,
                                     delta_softplus, return_last_state,
                                     out_dtype or u.dtype)
