@@ -15,7 +15,9 @@ both see the same machine load):
 4. ``vim_vit``: Vim-S vs mmpretrain's ViT-S/16 (width 384, 12 layers,
    ``deit-small``) forward at 224 and 448. Targets: <= 3x at 224, <= 2x
    at 448 (the ratio falls with the resolution: linear vs quadratic token
-   mixing).
+   mixing). Vim-S runs once per scan backend of ``--vim-backends``
+   (default: the pure-PyTorch scan and the compiled CPU kernel, see
+   ``ZEROMAMBA_CPU_SCAN``), all alternated with the one ViT-S.
 
 Every ratio is printed next to its target with PASS or MISS.
 
@@ -66,6 +68,12 @@ def parse_args():
         '--backend',
         default='auto',
         help='selective-scan backend (default auto)')
+    parser.add_argument(
+        '--vim-backends',
+        nargs='+',
+        default=['torch', 'compiled'],
+        help='scan backends of Vim-S in the vim_vit row, each measured '
+        'beside the same ViT-S (default: torch compiled)')
     parser.add_argument(
         '--rows',
         nargs='+',
@@ -200,26 +208,42 @@ def row_vim_vit(args, device):
     from mmpretrain.models import VisionTransformer
 
     from zeromamba_mm.models.backbones import Vim
+    from zeromamba_mm.ops import backend_unavailable_reason
+    probe = torch.zeros(1, device=device)
+    backends = []
+    for backend in args.vim_backends:
+        reason = (None if backend == 'auto' else backend_unavailable_reason(
+            backend, probe))
+        if reason is None:
+            backends.append(backend)
+        else:
+            print(f'vim_vit  scan backend {backend!r} skipped: {reason}')
     for size in args.sizes:
-        vim = Vim(
-            'vim-small', img_size=size,
-            scan_backend=args.backend).to(device).eval()
+        vims = [
+            Vim('vim-small', img_size=size,
+                scan_backend=backend).to(device).eval()
+            for backend in backends
+        ]
+        for vim in vims[1:]:  # the same weights for every backend
+            vim.load_state_dict(vims[0].state_dict())
         vit = VisionTransformer(
             'deit-small', img_size=size, patch_size=16).to(device)
         vit.eval()  # mmpretrain's BaseBackbone.train returns None
         x = torch.randn(args.batch, 3, size, size, device=device)
-        (t_m, _), (t_t, _) = measure([
-            lambda: forward_only(lambda: vim(x)),
-            lambda: forward_only(lambda: vit(x))
-        ], device, args.repeats)
+        fns = [(lambda m=vim: forward_only(lambda: m(x))) for vim in vims]
+        times = measure(fns + [lambda: forward_only(lambda: vit(x))],
+                        device, args.repeats)
+        t_t = times[-1][0]
         tokens = (size // 16)**2
         target = VIM_VIT_TARGETS.get(size)
-        goal = ('' if target is None else
-                f' (target <= {target:g}x: {verdict(t_m / t_t, target)})')
-        print(f'vim_vit  {size}x{size} ({tokens} tokens), batch '
-              f'{args.batch}: Vim-S {t_m * 1e3:.1f} ms, ViT-S/16 '
-              f'{t_t * 1e3:.1f} ms -> Vim/ViT {t_m / t_t:.2f}x{goal}; '
-              f'images/s {args.batch / t_m:.2f} vs {args.batch / t_t:.2f}')
+        for backend, (t_m, _) in zip(backends, times):
+            goal = ('' if target is None else
+                    f' (target <= {target:g}x: {verdict(t_m / t_t, target)})')
+            print(f'vim_vit  {size}x{size} ({tokens} tokens), batch '
+                  f'{args.batch}, scan {backend}: Vim-S {t_m * 1e3:.1f} ms, '
+                  f'ViT-S/16 {t_t * 1e3:.1f} ms -> Vim/ViT '
+                  f'{t_m / t_t:.2f}x{goal}; images/s {args.batch / t_m:.2f} '
+                  f'vs {args.batch / t_t:.2f}')
 
 
 def main():

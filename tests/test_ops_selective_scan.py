@@ -292,7 +292,10 @@ def test_vmamba_call_signature():
 # --------------------------------------------------------------- dispatch
 
 
-def test_auto_on_cpu_is_torch():
+def test_auto_on_cpu_is_torch(monkeypatch):
+    # With the compiled CPU kernel switched off (its own dispatch tests are
+    # in test_ops_selective_scan_compiled.py).
+    monkeypatch.setenv('ZEROMAMBA_CPU_SCAN', 'torch')
     u = torch.randn(1, 4, 8)
     assert resolve_backend('auto', u) == 'torch'
     assert resolve_backend('ref', u) == 'ref'
@@ -396,7 +399,8 @@ def fake_mamba(monkeypatch):
     dispatch._WARNED.clear()
 
 
-def test_mamba_dispatch_needs_cuda_tensors(fake_mamba):
+def test_mamba_dispatch_needs_cuda_tensors(fake_mamba, monkeypatch):
+    monkeypatch.setenv('ZEROMAMBA_CPU_SCAN', 'torch')
     x = make_inputs(dtype=torch.float32)
     # Importable but CPU tensors: auto stays on torch, forcing says why.
     assert resolve_backend('auto', x['u']) == 'torch'

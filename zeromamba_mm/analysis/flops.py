@@ -104,6 +104,7 @@ class ScanSignature:
 SCAN_SIGNATURES: Tuple[ScanSignature, ...] = (
     ScanSignature('SelectiveScanTorchFn', skip_index=5),
     ScanSignature('SelectiveScanStatesFn', skip_index=5),
+    ScanSignature('SelectiveScanCpuFn', skip_index=5),
     ScanSignature('SelectiveScanTritonFn', skip_index=5),
 )
 

@@ -10,7 +10,8 @@ absolute error of up to 2e-9). Its derivative is ``sigmoid(x)``. This module
 evaluates it two ways, both of that formula: :func:`softplus` (differentiable,
 for the reference) and :func:`softplus_` (in place, fast on CPU, for the
 chunked scan). The Triton kernels evaluate the same formula in their own
-``@triton.jit`` helper (``_softplus`` in :mod:`.selective_scan_triton`);
+``@triton.jit`` helper (``_softplus`` in
+:mod:`.selective_scan_triton_kernels`);
 the tests check all three against each other.
 """
 import math

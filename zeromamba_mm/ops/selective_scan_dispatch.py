@@ -10,7 +10,9 @@ https://arxiv.org/abs/2312.00752)::
 Backends (``backend=``):
 
 - ``'torch'``: chunked pure-PyTorch scan (:mod:`.selective_scan_torch`),
-  the CPU path and a fallback anywhere.
+  the reference CPU path and a fallback anywhere.
+- ``'compiled'``: the compiled CPU kernel (:mod:`.selective_scan_cpu`),
+  built at first use with torch's C++ extension tools; CPU tensors.
 - ``'triton'``: Triton kernels (:mod:`.selective_scan_triton`); CUDA
   tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
 - ``'mamba'``: mamba-ssm's CUDA kernel, when ``mamba_ssm`` and its compiled
@@ -19,8 +21,14 @@ Backends (``backend=``):
 - ``'ref'``: the sequential reference (tests only: slow).
 - ``'auto'``: decided by the tensors' device, not by what is installed:
   CUDA -> mamba if usable (and u is not float64), else triton, else
-  torch; any other device -> torch. An installed mamba-ssm that cannot
-  run (no extension, a failing kernel) is reported by one warning.
+  torch; CPU -> for d_state > 1 compiled if it builds (one warning names
+  the cause if not), else torch; d_state 1 -> torch; as the environment
+  variable ``ZEROMAMBA_CPU_SCAN`` allows (``auto``; ``torch``: never
+  compiled; ``compiled``: compiled for every d_state; see
+  :mod:`.selective_scan_cpu_build`); while a graph is traced or compiled (jit trace, FLOP counting,
+  ``torch.export``), CPU runs torch, whose Function the FLOP counter knows;
+  any other device -> torch. An installed mamba-ssm that cannot run (no
+  extension, a failing kernel) is reported by one warning.
 
 ``L = 0`` (empty sequences) is valid: ``y`` is empty, the last state is
 the zero initial state, and every gradient is zero.
@@ -33,6 +41,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .scan_common import compute_dtype, expand_groups
+from .selective_scan_cpu import selective_scan_cpu
+from .selective_scan_cpu_build import (CPU_SCAN_ENV, cpu_kernel_error,
+                                       cpu_scan_mode, load_cpu_kernel,
+                                       use_compiled_cpu_scan)
 from .selective_scan_export import selective_scan_export
 from .selective_scan_mamba import (load_mamba, mamba_import_error,
                                    mamba_installed, probe_mamba,
@@ -42,7 +54,7 @@ from .selective_scan_torch import selective_scan_torch
 from .selective_scan_triton import (TRITON_IMPORT_ERROR, selective_scan_triton,
                                     triton_interpreted)
 
-BACKENDS = ('auto', 'ref', 'torch', 'triton', 'mamba')
+BACKENDS = ('auto', 'ref', 'torch', 'compiled', 'triton', 'mamba')
 # Fallback warnings already given (one per reason and process).
 _WARNED: Set[str] = set()
 
@@ -56,14 +68,22 @@ def backend_unavailable_reason(backend: str, u: Tensor) -> Optional[str]:
     """Why ``backend`` cannot run on tensors like ``u`` (None if it can).
 
     Args:
-        backend (str): One of ``'ref'``, ``'torch'``, ``'triton'``,
-            ``'mamba'``.
+        backend (str): One of ``'ref'``, ``'torch'``, ``'compiled'``,
+            ``'triton'``, ``'mamba'``.
         u (Tensor): The input whose device and dtype decide.
 
     Returns:
         str | None: A sentence for people, or None.
     """
     if backend in ('ref', 'torch'):
+        return None
+    if backend == 'compiled':
+        if u.device.type != 'cpu':
+            return f'its kernel runs on CPU tensors (got {u.device})'
+        if load_cpu_kernel() is None:
+            return (f'its kernel could not be built: {cpu_kernel_error()} '
+                    f'(the pure-PyTorch scan needs no build: backend '
+                    f'\'torch\' or {CPU_SCAN_ENV}=torch)')
         return None
     if backend == 'triton':
         if TRITON_IMPORT_ERROR is not None:
@@ -90,12 +110,17 @@ def backend_unavailable_reason(backend: str, u: Tensor) -> Optional[str]:
                      f'one of {BACKENDS}')
 
 
-def resolve_backend(backend: str, u: Tensor) -> str:
+def resolve_backend(backend: str,
+                    u: Tensor,
+                    d_state: Optional[int] = None) -> str:
     """The backend that :func:`selective_scan` runs for ``u``.
 
     Args:
         backend (str): A name from :data:`BACKENDS`.
         u (Tensor): The input (its device and dtype decide ``'auto'``).
+        d_state (int, optional): The state size N. Under ``'auto'`` on CPU
+            it decides between the compiled kernel (N > 1) and the chunked
+            torch scan (N = 1); None counts as N > 1.
 
     Returns:
         str: A concrete backend name.
@@ -109,7 +134,7 @@ def resolve_backend(backend: str, u: Tensor) -> str:
                          f'choose one of {BACKENDS}')
     if backend == 'auto':
         if not _is_cuda(u):
-            return 'torch'
+            return 'compiled' if _auto_compiled_cpu(u, d_state) else 'torch'
         chosen = 'torch'
         for name in ('mamba', 'triton'):
             if backend_unavailable_reason(name, u) is None:
@@ -126,6 +151,24 @@ def resolve_backend(backend: str, u: Tensor) -> str:
         raise RuntimeError(
             f'selective_scan backend {backend!r} is unavailable: {reason}.')
     return backend
+
+
+def _auto_compiled_cpu(u: Tensor, d_state: Optional[int]) -> bool:
+    """Whether ``'auto'`` runs the compiled CPU kernel for ``u``: CPU
+    tensors, outside jit tracing and torch.compile / torch.export (which
+    see the pure-PyTorch Function), and as ``ZEROMAMBA_CPU_SCAN`` allows.
+
+    Under ``auto`` the switch leaves d_state 1 (VMamba) on the chunked
+    torch scan, which is not bound by per-op overhead there (the compiled
+    kernel is about 1.4x faster on VMamba-S's call, 3-4x at d_state 16);
+    ``ZEROMAMBA_CPU_SCAN=compiled`` takes every CPU scan.
+    """
+    if u.device.type != 'cpu' or torch.jit.is_tracing() or \
+            torch.compiler.is_compiling():
+        return False
+    if d_state == 1 and cpu_scan_mode() == 'auto':
+        return False
+    return use_compiled_cpu_scan()
 
 
 def _warn_once(message: str) -> None:
@@ -216,8 +259,9 @@ def selective_scan(
         delta_softplus (bool): Apply softplus to ``delta + delta_bias``.
         return_last_state (bool): Also return the state after the last
             step, (batch, D, N), float32 (float64 for float64 inputs).
-        backend (str): ``'auto'`` (default), ``'torch'``, ``'triton'``,
-            ``'mamba'`` or ``'ref'``; see the module docstring.
+        backend (str): ``'auto'`` (default), ``'torch'``, ``'compiled'``,
+            ``'triton'``, ``'mamba'`` or ``'ref'``; see the module
+            docstring.
 
     Returns:
         Tensor | tuple: ``y`` (batch, D, L), and the last state if asked.
@@ -234,7 +278,7 @@ def selective_scan(
         # loop-free closed form (static shapes, standard ONNX operators).
         return selective_scan_export(u, delta, A, B, C, D, z, delta_bias,
                                      delta_softplus, return_last_state)
-    name = resolve_backend(backend, u)
+    name = resolve_backend(backend, u, A.shape[1])
     if u.shape[2] == 0:
         return _empty_scan(u, delta, A, B, C, D, z, delta_bias,
                            return_last_state)
@@ -250,7 +294,10 @@ def selective_scan(
         # block: give both one row per channel when their groupings differ.
         B, C = (expand_groups(x, u.shape[1]).expand(u.shape[0], -1, -1, -1)
                 for x in (B, C))
-    fn = selective_scan_torch if name == 'torch' else selective_scan_triton
+    fn = dict(
+        torch=selective_scan_torch,
+        compiled=selective_scan_cpu,
+        triton=selective_scan_triton)[name]
     compute = compute_dtype(u, delta, B, C)
     out = fn(u, delta, A, B, C, D, delta_bias, delta_softplus,
              return_last_state, u.dtype if z is None else compute)
