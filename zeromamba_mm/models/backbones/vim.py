@@ -233,7 +233,8 @@ class Vim(BaseBackbone):
             dt_rank=s['dt_rank'],
             scan_backend=scan_backend)
         cfg.update(mixer_cfg or {})
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.layers = nn.ModuleList(
             VimBlock(dims, self.mixer, dpr[i], cfg)
             for i in range(self.num_layers))

@@ -181,7 +181,8 @@ class VMamba(BaseBackbone):
         stage_ssm_cfgs = variant_ssm_cfgs(ssm_cfg, self.num_layers, scan,
                                           scan_cfg, serialization,
                                           serialization_cfg)
-        dpr = torch.linspace(0, self.drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(
+            0, self.drop_path_rate, sum(depths), device='cpu').tolist()
 
         self.patch_embed = make_stem(in_channels, dims[0])
         self.layers = nn.ModuleList()
