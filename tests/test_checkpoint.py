@@ -43,8 +43,10 @@ def test_unwrapping_and_meta(tmp_path):
             'model': state
         },
         'ddp': {
-            'state_dict': {f'module.{k}': v
-                           for k, v in state.items()}
+            'state_dict': {
+                f'module.{k}': v
+                for k, v in state.items()
+            }
         },
         'ema': {
             'state_dict_ema': state
@@ -87,11 +89,10 @@ def test_load_model_weights_is_strict_and_names_keys_and_shapes(tmp_path):
 def test_config_for_loading_drops_pretraining_inputs_only():
     model = ConfigDict(
         type='X',
-        backbone=dict(
-            init_cfg=[
-                dict(type='Pretrained', checkpoint='missing.pth'),
-                dict(type='Constant', val=1, layer='Conv2d')
-            ]),
+        backbone=dict(init_cfg=[
+            dict(type='Pretrained', checkpoint='missing.pth'),
+            dict(type='Constant', val=1, layer='Conv2d')
+        ]),
         neck=dict(init_cfg=dict(type='Pretrained', checkpoint='a.pth')),
         head=dict(
             word_vectors='data/w2v/CUB_attribute.pkl',
@@ -110,8 +111,7 @@ def test_config_for_loading_drops_pretraining_inputs_only():
     assert model.head.word_vectors == 'data/w2v/CUB_attribute.pkl'
 
 
-def test_every_model_zoo_name_builds_without_data_files(
-        tmp_path, monkeypatch):
+def test_every_model_zoo_name_builds_without_data_files(tmp_path, monkeypatch):
     # From a folder with no data/ and no checkpoints/: word vectors and
     # pretraining files only initialise what a checkpoint replaces.
     monkeypatch.chdir(tmp_path)

@@ -22,8 +22,7 @@ def _demo_options(root: str, mlp_hidden: int) -> list:
         'train_cfg.max_epochs=1', f'model.head.mlp_hidden={mlp_hidden}',
         f'model.head.word_vectors={root}/attribute_w2v.npy'
     ] + [
-        f'{phase}_dataloader.{key}'
-        for phase in ('train', 'val', 'test')
+        f'{phase}_dataloader.{key}' for phase in ('train', 'val', 'test')
         for key in (f'dataset.data_root={root}', 'num_workers=0',
                     'persistent_workers=False')
     ]
@@ -37,17 +36,16 @@ def demo_run(tmp_path_factory):
     make_demo_data(root, seed=0, images_per_class=2)
     work = str(tmp_path_factory.mktemp('run') / 'work')
     with pytest.MonkeyPatch.context() as monkeypatch:
-        code = run_tool(monkeypatch, 'train', [
-            ZEROMAMBA_DEMO, '--work-dir', work, '--cfg-options'
-        ] + _demo_options(root, 64))
+        code = run_tool(monkeypatch, 'train',
+                        [ZEROMAMBA_DEMO, '--work-dir', work, '--cfg-options'] +
+                        _demo_options(root, 64))
     assert code == 0
     return root, osp.join(work, 'epoch_1.pth')
 
 
 def _iterations_logged(work_dir: str) -> int:
     logs = glob.glob(osp.join(work_dir, '*', '*.log'))
-    return sum(
-        open(log).read().count('Epoch(train)') for log in logs)
+    return sum(open(log).read().count('Epoch(train)') for log in logs)
 
 
 def test_resume_with_changed_sizes_is_refused_before_training(
@@ -139,10 +137,10 @@ def test_test_tool_and_inferencer_need_no_pretraining_file(
     torch.save({'state_dict': MODELS.build(model_cfg).state_dict()},
                checkpoint)
 
-    code = run_tool(monkeypatch, 'test', [
-        config, checkpoint, '--work-dir',
-        str(tmp_path / 'test_work')
-    ])
+    code = run_tool(
+        monkeypatch, 'test',
+        [config, checkpoint, '--work-dir',
+         str(tmp_path / 'test_work')])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert 'Results: ZSL T1' in out

@@ -123,7 +123,7 @@ def run() -> None:
 
 
 def main() -> None:
-    from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.checkpoint import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
     try:
         run()

@@ -20,9 +20,8 @@ __all__ = ['split_pretrained_init_cfg', 'init_weights_strictly']
 Hint = Union[None, str, Callable[[dict], Optional[str]]]
 
 
-def split_pretrained_init_cfg(
-        init_cfg: Optional[Union[dict, List[dict]]],
-        owner: str) -> Tuple[Optional[dict], List[dict]]:
+def split_pretrained_init_cfg(init_cfg: Optional[Union[dict, List[dict]]],
+                              owner: str) -> Tuple[Optional[dict], List[dict]]:
     """Split an ``init_cfg`` into its ``Pretrained`` entry and the others.
 
     Args:

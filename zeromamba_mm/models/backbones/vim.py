@@ -208,8 +208,8 @@ class Vim(BaseBackbone):
         self.img_size = ((img_size,
                           img_size) if isinstance(img_size, int) else tuple(
                               int(v) for v in img_size))
-        self.out_indices = parse_out_indices(out_indices,
-                                             self.num_layers, 'blocks')
+        self.out_indices = parse_out_indices(out_indices, self.num_layers,
+                                             'blocks')
 
         self.patch_embed = nn.Conv2d(
             in_channels, dims, patch_size, stride=patch_size)

@@ -153,8 +153,8 @@ class VMamba(BaseBackbone):
         dims = self.arch_settings['dims']
         self.depths, self.dims = depths, dims
         self.num_layers = len(depths)
-        self.out_indices = parse_out_indices(out_indices,
-                                             self.num_layers, 'stages')
+        self.out_indices = parse_out_indices(out_indices, self.num_layers,
+                                             'stages')
         if drop_path_rate is None:
             drop_path_rate = self.arch_settings.get('drop_path_rate', 0.)
         self.drop_path_rate = float(drop_path_rate)

@@ -245,9 +245,10 @@ def mismatch_hint(state_dict: Mapping[str, torch.Tensor],
         cannot be read.
     """
     try:
-        arch = infer_vmamba_arch(
-            {'backbone.' + k: v
-             for k, v in state_dict.items()})
+        arch = infer_vmamba_arch({
+            'backbone.' + k: v
+            for k, v in state_dict.items()
+        })
     except ValueError:
         return None
     settings = model.arch_settings
