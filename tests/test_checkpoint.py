@@ -14,7 +14,8 @@ from zeromamba_mm.apis import get_model, list_plugin_models
 from zeromamba_mm.checkpoint import (WORD_VECTORS_FROM_CHECKPOINT,
                                      CheckpointMismatchError,
                                      config_for_loading, load_checkpoint_file,
-                                     load_checkpoint_meta, load_model_weights)
+                                     load_checkpoint_meta, load_model_weights,
+                                     strict_load_state_dict)
 from zeromamba_mm.utils.safe_load import CheckpointLoadError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -178,3 +179,40 @@ def test_plugin_get_model_is_strict_where_mmpretrain_is_not(tmp_path):
     for key, value in narrow.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert loaded._dataset_meta == {'classes': ['a']}
+
+
+class _LazyCopy(torch.nn.Module):
+    """Takes ``copy.*`` keys in its load hook (as OPERA's momentum copy,
+    created at the first training step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+        self.pending = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        self.pending = {
+            k: v
+            for k, v in state_dict.items() if k.startswith(prefix + 'copy.')
+        }
+        state_dict = {
+            k: v
+            for k, v in state_dict.items() if k not in self.pending
+        }
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def test_strict_load_leaves_keys_to_the_modules_load_hook():
+    source = _LazyCopy().state_dict()
+    with_copy = dict(source, **{'copy.weight': torch.ones(2, 2)})
+    target = _LazyCopy()
+    strict_load_state_dict(target, with_copy, source='run.pth')
+    assert list(target.pending) == ['copy.weight']
+    assert torch.equal(target.fc.weight, source['fc.weight'])
+    with pytest.raises(CheckpointMismatchError) as err:
+        strict_load_state_dict(
+            _LazyCopy(),
+            dict(with_copy, **{'stray.weight': torch.ones(1)}),
+            source='run.pth')
+    assert 'unexpected in checkpoint: stray.weight (1,)' in str(err.value)
+    assert 'copy.weight' not in str(err.value)

@@ -44,6 +44,28 @@ def _listing(items: Sequence[str]) -> str:
     return shown + (f' (and {more} more)' if more > 0 else '')
 
 
+def _mismatch_error(module: nn.Module, source: str, expected: Mapping,
+                    given: Mapping, wrong: Sequence[str],
+                    missing: Sequence[str], unexpected: Sequence[str],
+                    hint: Optional[str]) -> CheckpointMismatchError:
+    lines = [
+        f'Checkpoint {source} does not match '
+        f'{type(module).__name__}: {len(wrong)} key(s) with the wrong '
+        f'shape, {len(missing)} missing, {len(unexpected)} unexpected.'
+    ]
+    if wrong:
+        lines.append('  wrong shape (model vs checkpoint): ' + _listing(wrong))
+    if missing:
+        lines.append('  missing from checkpoint: ' +
+                     _listing([f'{k} {_shape(expected[k])}' for k in missing]))
+    if unexpected:
+        lines.append('  unexpected in checkpoint: ' +
+                     _listing([f'{k} {_shape(given[k])}' for k in unexpected]))
+    if hint:
+        lines.append('  ' + hint)
+    return CheckpointMismatchError('\n'.join(lines))
+
+
 def strict_load_state_dict(module: nn.Module,
                            state_dict: Mapping[str, torch.Tensor],
                            *,
@@ -53,7 +75,10 @@ def strict_load_state_dict(module: nn.Module,
     """Load a state dict into a module, refusing any mismatch.
 
     Every key of ``module.state_dict()`` must be present with the same shape
-    and no other key may be present; keys starting with one of
+    (checked before anything is loaded), and every other key must be taken
+    by the module's own load hook (e.g. the momentum copy that
+    :class:`~zeromamba_mm.models.OPERASignal` creates at the first training
+    step), else it is unexpected. Keys starting with one of
     ``ignore_prefixes`` are left out on both sides (neither required nor
     loaded).
 
@@ -78,40 +103,21 @@ def strict_load_state_dict(module: nn.Module,
     expected = {k: v for k, v in module.state_dict().items() if kept(k)}
     given = OrderedDict((k, v) for k, v in state_dict.items() if kept(k))
     missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
     wrong = [
         f'{k}: expected {_shape(expected[k])}, found {_shape(given[k])}'
         for k in expected
         if k in given and _shape(expected[k]) != _shape(given[k])
     ]
-    if missing or unexpected or wrong:
-        lines = [
-            f'Checkpoint {source} does not match '
-            f'{type(module).__name__}: {len(wrong)} key(s) with the wrong '
-            f'shape, {len(missing)} missing, {len(unexpected)} unexpected.'
-        ]
-        if wrong:
-            lines.append('  wrong shape (model vs checkpoint): ' +
-                         _listing(wrong))
-        if missing:
-            lines.append(
-                '  missing from checkpoint: ' +
-                _listing([f'{k} {_shape(expected[k])}' for k in missing]))
-        if unexpected:
-            lines.append(
-                '  unexpected in checkpoint: ' +
-                _listing([f'{k} {_shape(given[k])}' for k in unexpected]))
-        if hint:
-            lines.append('  ' + hint)
-        raise CheckpointMismatchError('\n'.join(lines))
+    if missing or wrong:
+        unexpected = [k for k in given if k not in expected]
+        raise _mismatch_error(module, source, expected, given, wrong, missing,
+                              unexpected, hint)
+    # torch reports as unexpected only the keys no module's load hook took.
     result = module.load_state_dict(given, strict=False)
-    # Everything was checked above; this guards against a module whose
-    # load hooks rename keys behind our back.
-    left = [k for k in result.missing_keys if kept(k)]
-    if left or result.unexpected_keys:
-        raise CheckpointMismatchError(
-            f'Checkpoint {source}: loading left keys out: missing {left}, '
-            f'unexpected {result.unexpected_keys}.')
+    missing = [k for k in result.missing_keys if kept(k)]
+    if missing or result.unexpected_keys:
+        raise _mismatch_error(module, source, expected, given, [], missing,
+                              result.unexpected_keys, hint)
 
 
 def load_model_weights(model: nn.Module,
