@@ -4,9 +4,10 @@ import torch
 import torch.nn.functional as F
 from test_ops_selective_scan_2d import naive_2d
 
-from zeromamba_mm.models.backbones.vim import (Mamba2DMixer, MambaMixer, Vim,
-                                               VimBlock)
-from zeromamba_mm.models.utils import CheckpointMismatchError
+from zeromamba_mm.checkpoint import CheckpointMismatchError
+from zeromamba_mm.models.backbones.vim import Vim
+from zeromamba_mm.models.backbones.vim_layers import (Mamba2DMixer,
+                                                      MambaMixer, VimBlock)
 from zeromamba_mm.ops import selective_scan
 
 

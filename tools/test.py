@@ -136,6 +136,10 @@ def run() -> None:
     register_all()
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    # The checkpoint replaces every weight: the pretraining files of init_cfg
+    # and the word vectors are neither read nor required.
+    from zeromamba_mm.checkpoint import config_for_loading
+    cfg.model = config_for_loading(cfg.model)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
     if is_rank_zero(cfg.launcher):

@@ -114,7 +114,7 @@ def run() -> None:
 
 @keeps_mmengine_state
 def main() -> None:
-    from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.checkpoint import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
     try:
         run()

@@ -19,9 +19,15 @@ them by name::
 
     mmpretrain.list_models('*zeromamba*')
     model = mmpretrain.get_model(
-        'zeromamba_vmamba-small_3rdparty_cub-448px-gzsl',
-        pretrained='zeromamba_cub_gzsl.pth',
-        head=dict(word_vectors=None))  # V comes with the checkpoint
+        'zeromamba_vmamba-small_3rdparty_cub-448px-gzsl')
+
+The hub builds a model by name to load released weights into it, so its
+configs are rewritten by :func:`zeromamba_mm.checkpoint.config_for_loading`:
+no pretraining file and no word-vector file is needed (they only
+initialise weights that the checkpoint replaces). Train from the config
+files (``tools/train.py CONFIG``), which keep them. mmpretrain loads
+``pretrained=`` non-strictly; the plugin's strict counterpart is
+:func:`zeromamba_mm.apis.get_model`.
 
 The released weights cannot be downloaded by the hub: ``Weights:`` names the
 release file, and ``pretrained=`` takes a local path (after conversion, see
@@ -34,6 +40,13 @@ live files of an editable install), else from the installed package's
 import os.path as osp
 import warnings
 from typing import List, Optional
+
+from mmengine.config import Config
+from mmpretrain.apis.model import ModelHub
+from modelindex.load_model_index import load
+from modelindex.models.Model import Model
+
+from zeromamba_mm.checkpoint import config_for_loading
 
 MODEL_INDEX = 'model-index.yml'
 PACKAGE = 'zeromamba_mm'
@@ -61,6 +74,29 @@ def model_index_root() -> Optional[str]:
     return None
 
 
+class _ModelForLoading(Model):
+    """A model-hub entry whose config builds without data files.
+
+    :meth:`mmpretrain.apis.ModelHub.get` reads ``config`` (a path) with
+    ``Config.fromfile``; here the path is read at that moment and its
+    ``model`` rewritten by :func:`~zeromamba_mm.checkpoint.
+    config_for_loading`.
+    """
+
+    @property
+    def config(self):
+        value = self.data.get('Config')
+        if isinstance(value, str):
+            value = Config.fromfile(value)
+            value.model = config_for_loading(value.model)
+            self.data['Config'] = value
+        return value
+
+    @config.setter
+    def config(self, value):
+        self.data['Config'] = value
+
+
 def register_models() -> List[str]:
     """Register this plugin's models with mmpretrain's model hub (once).
 
@@ -78,9 +114,6 @@ def register_models() -> List[str]:
             'in mmpretrain.list_models(). Reinstall with `pip install .` or '
             '`pip install -e .` from the repository.')
         return []
-    from mmpretrain.apis.model import ModelHub
-    from modelindex.load_model_index import load
-
     index = load(osp.join(root, MODEL_INDEX))
     index.build_models_with_collections()
     names = [model.name.lower() for model in index.models]
@@ -92,6 +125,9 @@ def register_models() -> List[str]:
             'model hub; rename them in their metafile.yml.')
     ModelHub.register_model_index(
         osp.join(root, MODEL_INDEX), config_prefix=root)
+    for name in names:
+        # The same entry, its config read for loading (see the docstring).
+        ModelHub._models_dict[name].__class__ = _ModelForLoading
     _registered.extend(names)
     return list(_registered)
 

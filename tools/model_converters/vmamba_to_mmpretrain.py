@@ -21,10 +21,9 @@ from typing import List, Optional
 
 import torch
 
+from zeromamba_mm.checkpoint import is_mmpretrain_layout, load_checkpoint_file
 from zeromamba_mm.models.backbones.vmamba_checkpoint import (
     convert_official_vmamba, infer_vmamba_arch)
-from zeromamba_mm.models.utils import (is_mmpretrain_layout,
-                                       load_checkpoint_file)
 from zeromamba_mm.utils import write_atomically
 
 

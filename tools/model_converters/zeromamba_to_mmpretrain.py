@@ -33,9 +33,9 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from zeromamba_mm.checkpoint import load_checkpoint_file, unwrap_state_dict
 from zeromamba_mm.models.backbones.vmamba_checkpoint import (
     convert_official_vmamba, infer_vmamba_arch)
-from zeromamba_mm.models.utils import load_checkpoint_file
 from zeromamba_mm.utils import write_atomically
 
 #: The authors' key -> this plugin's key, outside the VMamba backbone.
@@ -73,10 +73,8 @@ def convert_zeromamba_state_dict(
         KeyError: Required keys are missing or unknown keys are present.
         ValueError: Shapes are inconsistent with each other.
     """
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        # Saved from (Distributed)DataParallel.
-        state_dict = OrderedDict(
-            (k[len('module.'):], v) for k, v in state_dict.items())
+    # A bare dict (``module.`` of (Distributed)DataParallel is stripped).
+    state_dict = unwrap_state_dict(state_dict, source)
     missing = [k for k in HEAD_KEYS if k not in state_dict]
     if missing:
         raise KeyError(

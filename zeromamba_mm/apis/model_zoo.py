@@ -1,36 +1,27 @@
 """Find, build and load this plugin's models the MMPretrain way.
 
 Model names come from MMPretrain's model hub (the plugin registers its
-``model-index.yml`` on import), configs from files or :obj:`Config` objects,
-and weights are read by :func:`zeromamba_mm.utils.safe_load.load_torch_file`
-(nothing in a file is run) and loaded strictly.
+``model-index.yml`` on import), configs from files or :obj:`Config` objects.
+Weights are read safely and loaded strictly by
+:func:`zeromamba_mm.checkpoint.load_model_weights`; the model they go into
+is built by :func:`zeromamba_mm.checkpoint.config_for_loading`, so no
+pretraining file or word-vector file of the training config is needed.
 """
 import copy
 import os.path as osp
 from pathlib import Path
-from typing import List, Mapping, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
-import torch
 from mmengine.config import Config
 from mmengine.model import BaseModel
+from mmpretrain.apis import get_model as mmpretrain_get_model
+from mmpretrain.apis import list_models
+from mmpretrain.apis.model import ModelHub
 
-__all__ = ['resolve_model', 'load_weights', 'list_plugin_models']
+from zeromamba_mm import model_zoo
+from zeromamba_mm.checkpoint import config_for_loading, load_model_weights
 
-
-def _without_word_vectors(cfg):
-    """Set every ``word_vectors=`` of a model config to None.
-
-    Word vectors only initialise SLP's ``V``, which the checkpoint replaces
-    (strictly): the file they name is not needed for inference.
-    """
-    if isinstance(cfg, Mapping):
-        return type(cfg)({
-            k: (None if k == 'word_vectors' else _without_word_vectors(v))
-            for k, v in cfg.items()
-        })
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(_without_word_vectors(v) for v in cfg)
-    return cfg
+__all__ = ['resolve_model', 'get_model', 'list_plugin_models']
 
 
 def resolve_model(
@@ -46,10 +37,11 @@ def resolve_model(
             a local file); ``False`` for none.
 
     Returns:
-        tuple[Config, str | bool]: The config (its ``word_vectors`` unset)
-        and the weights path, or False.
+        tuple[Config, str | bool]: The config, its model rewritten by
+        :func:`~zeromamba_mm.checkpoint.config_for_loading` (no pretraining
+        or word-vector files are read: the weights replace what they
+        initialise), and the weights path, or False.
     """
-    from mmpretrain.apis.model import ModelHub
     weights = pretrained
     if isinstance(model, Config):
         config = copy.deepcopy(model)
@@ -80,45 +72,47 @@ def resolve_model(
             raise ValueError(
                 'ZSLInferencer needs the trained weights: pass pretrained='
                 'PATH (or pretrained=False for an untrained model).')
-    config.model = _without_word_vectors(config.model)
+    config.model = config_for_loading(config.model)
     return config, weights
 
 
-def load_weights(model: BaseModel, path: str) -> dict:
-    """Strictly load a checkpoint's state dict into ``model``.
+def get_model(model: Union[str, Path, Config],
+              pretrained: Union[bool, str, Path] = False,
+              device: Optional[str] = None,
+              **kwargs) -> BaseModel:
+    """Build a model and load its weights strictly (the plugin's
+    counterpart of :func:`mmpretrain.apis.get_model`).
+
+    ``mmpretrain.get_model(..., pretrained=PATH)`` loads with MMEngine's
+    non-strict ``load_checkpoint``: a file of another architecture only
+    warns and the model keeps random weights. Here any missing, unexpected
+    or mis-shaped key raises
+    :class:`~zeromamba_mm.checkpoint.CheckpointMismatchError` naming the
+    file and the keys.
 
     Args:
-        model (BaseModel): The built model.
-        path (str): A runner checkpoint (``{'state_dict', 'meta', ...}``),
-            ``{'model': sd}`` or a bare state dict.
+        model (str | Path | Config): A model name, a ``.py`` config or a
+            config.
+        pretrained (bool | str | Path): A checkpoint path; ``True`` for the
+            config's ``load_from`` (or the model-index ``Weights`` when it
+            is a local file); ``False`` (default) for none.
+        device (str, optional): Where to put the model.
+        **kwargs: Overrides of the ``model`` config, as in mmpretrain.
 
     Returns:
-        dict: The checkpoint's ``meta`` (``{}`` if none; MMEngine keeps
-        ``meta['dataset_meta']`` there).
+        BaseModel: The model in eval mode, with ``_dataset_meta`` (from the
+        checkpoint's meta), ``_config`` and ``_checkpoint_meta`` set.
     """
-    from zeromamba_mm.models.utils import strict_load_state_dict
-    from zeromamba_mm.utils.safe_load import (CheckpointLoadError,
-                                              load_torch_file)
-    obj = load_torch_file(path, map_location='cpu')
-    meta, state_dict = {}, obj
-    if isinstance(obj, Mapping):
-        if isinstance(obj.get('meta'), Mapping):
-            meta = dict(obj['meta'])
-        for key in ('state_dict', 'model'):
-            if isinstance(obj.get(key), Mapping):
-                state_dict = obj[key]
-                break
-    if not isinstance(state_dict, Mapping) or not state_dict or any(
-            not torch.is_tensor(v) for v in state_dict.values()):
-        raise CheckpointLoadError(
-            f'Checkpoint {path} holds no state dict of tensors (expected one '
-            "under 'state_dict' or 'model', or a bare one).")
-    strict_load_state_dict(
-        model,
-        state_dict,
-        source=path,
-        hint='Is this checkpoint from the same config?')
-    return meta
+    config, weights = resolve_model(model, pretrained)
+    built = mmpretrain_get_model(
+        config, pretrained=False, device=device, **kwargs)
+    meta = {}
+    if weights:
+        meta = load_model_weights(built, str(weights))
+        if meta.get('dataset_meta'):
+            built._dataset_meta = meta['dataset_meta']
+    built._checkpoint_meta = meta
+    return built.eval()
 
 
 def list_plugin_models(pattern: Optional[str] = None) -> List[str]:
@@ -130,11 +124,7 @@ def list_plugin_models(pattern: Optional[str] = None) -> List[str]:
     Returns:
         list[str]: Model names.
     """
-    from mmpretrain.apis import list_models
-    from mmpretrain.apis.model import ModelHub
-
-    import zeromamba_mm  # registers the plugin's model index
-    package = osp.dirname(osp.abspath(zeromamba_mm.__file__))
+    package = osp.dirname(osp.abspath(model_zoo.__file__))
     # The metafiles live in the repository's configs/ (editable install) or
     # in the package's .mim folder (regular install).
     roots = (package + osp.sep,

@@ -33,10 +33,11 @@ from mmpretrain.apis import get_model
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 
+from zeromamba_mm.checkpoint import load_model_weights
 from zeromamba_mm.datasets.class_semantics import (ClassSemantics,
                                                    load_class_semantics)
 from zeromamba_mm.evaluation.functional import SCORE_SPACES, to_score_space
-from .model_zoo import list_plugin_models, load_weights, resolve_model
+from .model_zoo import list_plugin_models, resolve_model
 
 __all__ = ['ZSLInferencer', 'LABEL_SPACES', 'list_images']
 
@@ -143,7 +144,7 @@ class ZSLInferencer(BaseInferencer):
             built = get_model(config, pretrained=False, **kwargs)
         meta = {}
         if isinstance(pretrained, (str, Path)):
-            meta = load_weights(built, str(pretrained))
+            meta = load_model_weights(built, str(pretrained))
         device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         super().__init__(built, pretrained=False, device=device)
         self.checkpoint_meta = meta

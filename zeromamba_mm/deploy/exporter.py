@@ -95,13 +95,14 @@ def load_classifier(config: str,
     """
     from mmpretrain.apis import get_model
 
-    from zeromamba_mm.apis.model_zoo import load_weights, resolve_model
+    from zeromamba_mm.apis.model_zoo import resolve_model
+    from zeromamba_mm.checkpoint import load_model_weights
     from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
     cfg, _ = resolve_model(config, False)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = get_model(cfg, pretrained=False, device='cpu')
-    meta = load_weights(model, checkpoint)
+    meta = load_model_weights(model, checkpoint)
     model.eval()
     if not is_zero_shot(model):
         return model, cfg, meta, None

@@ -12,24 +12,24 @@ import itertools
 import os
 import os.path as osp
 import re
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.device import get_device
 from mmengine.dist import broadcast_object_list, is_distributed, master_only
-from mmengine.fileio import get as fileio_get
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import (_load_checkpoint_to_model,
                                         find_latest_checkpoint)
 
-from zeromamba_mm.models.utils.checkpoint import strict_load_state_dict
+from zeromamba_mm.checkpoint import (read_checkpoint, strict_load_state_dict,
+                                     unwrap_state_dict)
 from zeromamba_mm.registry import RUNNERS
 from zeromamba_mm.utils.atomic_files import (remove_stale_temp_files,
                                              write_atomically)
-from zeromamba_mm.utils.safe_load import (CheckpointLoadError,
-                                          load_torch_bytes, load_torch_file)
+from zeromamba_mm.utils.safe_load import CheckpointLoadError
+from .hooks import OwedValidationHook
 
 #: Default ``revise_keys`` of MMEngine: strip the DDP prefix.
 _REVISE_KEYS = [(r'^module.', '')]
@@ -37,40 +37,26 @@ _REVISE_KEYS = [(r'^module.', '')]
 #: Numbers the runners of this process (see ``ZSLRunner._unique_timestamp``).
 _RUNNER_COUNT = itertools.count(1)
 
-
-def read_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:
-    """Read a checkpoint safely, from a local path or a file backend URI.
-
-    Args:
-        filename (str): Local path, or a URI of an MMEngine file backend
-            (``http(s)://``, ``s3://``, ...), read with
-            ``mmengine.fileio.get``.
-        map_location: Passed to ``torch.load``.
-
-    Returns:
-        The loaded object (see
-        :func:`~zeromamba_mm.utils.safe_load.load_torch_file`).
-    """
-    if '://' in filename:
-        try:
-            data = fileio_get(filename)
-        except Exception as err:
-            raise CheckpointLoadError(
-                f'Cannot fetch checkpoint {filename}: {type(err).__name__}: '
-                f'{err}') from None
-        return load_torch_bytes(data, filename, map_location)
-    return load_torch_file(filename, map_location)
+#: The fix named when ``load_from`` does not fit (strict_load=True).
+_LOAD_HINT = ('Is this a checkpoint of this config? To load only the '
+              'matching keys, pass --partial-load (tools/test.py) or set '
+              'strict_load=False.')
+#: The fix named when ``--resume`` does not fit (always strict).
+_RESUME_HINT = ('--resume continues a run of this same config (architecture '
+                'and sizes); its optimizer state only fits those weights. '
+                'Resume with the config the checkpoint was trained with, or '
+                'start a new run from these weights: drop --resume and pass '
+                '--cfg-options load_from=FILE strict_load=False.')
 
 
 def _revised_state_dict(checkpoint: Any, source: str,
                         revise_keys: List[Tuple[str, str]]) -> dict:
-    if not isinstance(checkpoint, dict):
+    if not isinstance(checkpoint, Mapping):
         raise CheckpointLoadError(
             f'Checkpoint {source} holds a {type(checkpoint).__name__}, '
             'expected a dict (a state dict or a runner checkpoint).')
-    state_dict = checkpoint.get('state_dict', checkpoint)
     revised = {}
-    for key, value in state_dict.items():
+    for key, value in unwrap_state_dict(checkpoint, source).items():
         for pattern, replacement in revise_keys:
             key = re.sub(pattern, replacement, key)
         revised[key] = value
@@ -106,8 +92,12 @@ class ZSLRunner(Runner):
     * ``strict_load=True`` in the config (``tools/test.py`` sets it unless
       ``--partial-load`` is given) loads ``load_from`` strictly: a missing,
       unexpected or mis-shaped key raises
-      :class:`~zeromamba_mm.models.utils.CheckpointMismatchError` naming the
+      :class:`~zeromamba_mm.checkpoint.CheckpointMismatchError` naming the
       file and the first keys of each kind.
+    * ``resume`` is always strict: a checkpoint of another architecture or
+      with other sizes stops before the first iteration with that error
+      (instead of resuming with random weights, or failing inside the
+      optimizer).
     * ``resume=True`` without ``load_from`` and without a checkpoint in the
       work dir says so and starts a new run (the usual way to launch a
       preemptible job), instead of "resumed from ... None".
@@ -183,8 +173,13 @@ class ZSLRunner(Runner):
         """
         revise_keys = _REVISE_KEYS if revise_keys is None else revise_keys
         checkpoint = read_checkpoint(filename, map_location)
-        if getattr(self, '_resuming', False):
+        resuming = getattr(self, '_resuming', False)
+        if resuming:
             _require_training_state(checkpoint, filename)
+            # The optimizer state that follows fits only these exact
+            # weights: a partial load would train random weights (another
+            # architecture) or die inside the optimizer (changed sizes).
+            strict = True
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
@@ -193,9 +188,7 @@ class ZSLRunner(Runner):
                 model,
                 _revised_state_dict(checkpoint, filename, revise_keys),
                 source=filename,
-                hint='Is this a checkpoint of this config? To load only the '
-                'matching keys, pass --partial-load (tools/test.py) or set '
-                'strict_load=False.')
+                hint=_RESUME_HINT if resuming else _LOAD_HINT)
         else:
             _revised_state_dict(checkpoint, filename, [])  # type check
             checkpoint = _load_checkpoint_to_model(
@@ -255,7 +248,6 @@ class ZSLRunner(Runner):
         """Register like MMEngine, plus an ``OwedValidationHook`` unless the
         config has one (a resumed run must not lose a validation)."""
         super().register_hooks(default_hooks, custom_hooks)
-        from zeromamba_mm.engine.hooks import OwedValidationHook
         if not any(
                 isinstance(hook, OwedValidationHook) for hook in self._hooks):
             self.register_hook(OwedValidationHook())

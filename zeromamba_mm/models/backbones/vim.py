@@ -15,337 +15,32 @@ The model is isotropic: pre-norm residual blocks ``x + dp(mixer(norm(x)))``
 with RMSNorm, a final RMSNorm, then class-token or mean pooling. Maps of the
 blocks in ``out_indices`` come out as (B, C, H, W) patch grids so that the
 ZSL heads and dense necks of this package take them like VMamba's stages.
+
+The mixers and the block live in :mod:`.vim_layers`; pretrained files are
+loaded strictly by :func:`zeromamba_mm.checkpoint.init_weights_strictly`.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn.bricks.drop import DropPath
-from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
-from zeromamba_mm.ops import BACKENDS, selective_scan, selective_scan_2d
-from zeromamba_mm.ops.selective_scan_2d import (LEGACY_V2M_DIRECTIONS,
-                                                parse_directions)
+from zeromamba_mm.checkpoint import init_weights_strictly
+from zeromamba_mm.ops import BACKENDS
 from zeromamba_mm.registry import MODELS
-from ..utils.arch import resolve_arch
-from ..utils.checkpoint import load_checkpoint_file, strict_load_state_dict
+from ..utils.arch import parse_out_indices, resolve_arch
 from .frequency_serialization import FrequencySerialization
+from .vim_layers import MIXERS, VimBlock, check_choice, rms_norm
 
-MIXERS = ('bidirectional', 'forward', '2d')
 TOKENIZERS = ('patch', 'dct')
 CLS_TOKENS = ('middle', 'none')
 POOLINGS = ('cls', 'mean')
 OUT_TYPES = ('featmap', 'pooled')
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f'Unknown Vim {name} {value!r}; choose one of '
-                         f'{tuple(choices)}')
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square norm over the last axis, ``x / rms(x) * weight``.
-
-    Args:
-        dims (int): Size of the last axis.
-        eps (float): Added to the mean square. Defaults to 1e-5 (Vim).
-    """
-
-    def __init__(self, dims: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dims))
-
-    def forward(self, x: Tensor) -> Tensor:
-        scale = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x.float() * scale).to(x.dtype) * self.weight
-
-
-class _SSMBranch(nn.Module):
-    """The per-direction part of a Mamba mixer: causal depthwise conv1d,
-    x_proj (-> dt, B, C or dt plus one of them), dt_proj, A_log and D.
-
-    Args:
-        inner (int): E, the expanded channels.
-        d_state (int): N.
-        dt_rank (int): R.
-        d_conv (int): Kernel of the causal conv; 0 for none.
-        num_select (int): 2 for (B, C) from x_proj, 1 for a 2-D pass.
-        dt_min, dt_max, dt_init_floor (float): Mamba's step-size init.
-    """
-
-    def __init__(self,
-                 inner: int,
-                 d_state: int,
-                 dt_rank: int,
-                 d_conv: int = 4,
-                 num_select: int = 2,
-                 dt_min: float = 1e-3,
-                 dt_max: float = 0.1,
-                 dt_init_floor: float = 1e-4) -> None:
-        super().__init__()
-        self.d_conv = d_conv
-        if d_conv:
-            self.conv1d = nn.Conv1d(
-                inner, inner, d_conv, groups=inner, padding=d_conv - 1)
-        self.x_proj = nn.Linear(
-            inner, dt_rank + num_select * d_state, bias=False)
-        self.dt_proj = nn.Linear(dt_rank, inner, bias=True)
-        self.A_log = nn.Parameter(
-            torch.log(torch.arange(1, d_state + 1,
-                                   dtype=torch.float32)).repeat(inner, 1))
-        self.D = nn.Parameter(torch.ones(inner))
-        self._dt_range = (dt_min, dt_max, dt_init_floor)
-        self.reset_dt()
-
-    @torch.no_grad()
-    def reset_dt(self) -> None:
-        """Mamba's init: dt_proj weight uniform in +-R^-0.5, bias the
-        inverse softplus of steps log-uniform in [dt_min, dt_max]."""
-        dt_min, dt_max, floor = self._dt_range
-        std = self.dt_proj.in_features**-0.5
-        self.dt_proj.weight.uniform_(-std, std)
-        dt = torch.exp(
-            torch.rand(self.dt_proj.out_features) *
-            (math.log(dt_max) - math.log(dt_min)) +
-            math.log(dt_min)).clamp(min=floor)
-        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-
-    def conv(self, x: Tensor) -> Tensor:
-        """Causal depthwise conv + SiLU over (B, E, L)."""
-        if not self.d_conv:
-            return x
-        return F.silu(self.conv1d(x)[..., :x.shape[-1]])
-
-    def scan(self, x: Tensor, z: Optional[Tensor], backend: str) -> Tensor:
-        """Mamba's selective scan of (B, E, L) with gate ``z``."""
-        u = self.conv(x)
-        rank = self.dt_proj.in_features
-        n = self.A_log.shape[1]
-        x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (B, L, .)
-        dt, b, c = torch.split(x_dbl, [rank, n, n], dim=-1)
-        delta = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
-        return selective_scan(
-            u,
-            delta.contiguous(),
-            -torch.exp(self.A_log.float()),
-            b.transpose(1, 2).contiguous(),
-            c.transpose(1, 2).contiguous(),
-            D=self.D.float(),
-            z=z,
-            delta_bias=self.dt_proj.bias.float(),
-            delta_softplus=True,
-            backend=backend)
-
-
-class MambaMixer(nn.Module):
-    """Mamba token mixer of Vim: in_proj -> (x, z) -> per-direction SSM
-    branch with gate ``silu(z)`` -> out_proj.
-
-    ``'forward'`` is one causal scan (GlobalMamba's released code);
-    ``'bidirectional'`` adds a backward branch with its own parameters on
-    the reversed sequence and averages the two (Vim's "v2" with
-    ``if_devide_out``).
-
-    Args:
-        dims (int): Token channels.
-        d_state (int): N. Defaults to 16.
-        expand (float): E = expand * dims. Defaults to 2.
-        d_conv (int): Causal conv kernel. Defaults to 4.
-        dt_rank (int | str): R; ``'auto'`` = ceil(dims / 16).
-        direction (str): ``'forward'`` or ``'bidirectional'``.
-        scan_backend (str): Backend of the selective scan.
-    """
-
-    def __init__(self,
-                 dims: int,
-                 d_state: int = 16,
-                 expand: float = 2,
-                 d_conv: int = 4,
-                 dt_rank: Union[int, str] = 'auto',
-                 direction: str = 'bidirectional',
-                 scan_backend: str = 'auto') -> None:
-        super().__init__()
-        if direction not in ('forward', 'bidirectional'):
-            raise ValueError(f'Unknown MambaMixer direction {direction!r}; '
-                             "choose one of ('forward', 'bidirectional')")
-        inner = int(expand * dims)
-        rank = math.ceil(dims / 16) if dt_rank == 'auto' else int(dt_rank)
-        self.direction = direction
-        self.scan_backend = scan_backend
-        self.in_proj = nn.Linear(dims, 2 * inner, bias=False)
-        self.fwd = _SSMBranch(inner, d_state, rank, d_conv)
-        if direction == 'bidirectional':
-            self.bwd = _SSMBranch(inner, d_state, rank, d_conv)
-        self.out_proj = nn.Linear(inner, dims, bias=False)
-
-    def forward(self, x: Tensor, grid: Tuple[int, int] = None) -> Tensor:
-        """(B, L, dims) -> (B, L, dims); ``grid`` is unused."""
-        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)
-        y = self.fwd.scan(x.contiguous(), z.contiguous(), self.scan_backend)
-        if self.direction == 'bidirectional':
-            y_b = self.bwd.scan(
-                x.flip(-1).contiguous(),
-                z.flip(-1).contiguous(), self.scan_backend)
-            y = (y + y_b.flip(-1)) / 2
-        return self.out_proj(y.transpose(1, 2))
-
-
-class Mamba2DMixer(nn.Module):
-    """V2M's 2-D Mamba mixer on a token grid.
-
-    in_proj -> (x, z) -> :func:`~zeromamba_mm.ops.selective_scan_2d` (per
-    corner a row pass with input-dependent dt, B and a column pass with
-    input-dependent dt, C; causal conv before each pass; both gated by
-    ``silu(z)``) -> sum of the corners aligned to their tokens, times
-    ``out_scale`` -> out_proj. ``in_proj`` runs once, not once per corner as
-    in the released code: it is per token, so the result is the same.
-
-    Args:
-        dims (int): Token channels.
-        d_state (int): N. Defaults to 16.
-        expand (float): E = expand * dims. Defaults to 2.
-        d_conv (int): Causal conv kernel of each pass (0: none).
-        dt_rank (int | str): R; ``'auto'`` = ceil(dims / 16).
-        corners (Sequence[str]): Corners scanned. Defaults to all four (the
-            paper; the released code scans TL twice and never BR).
-        axis_order (str): ``'row'``, ``'col'`` or ``'both'``.
-        share_params (bool): One parameter set for all directions (the
-            released code) or one per direction.
-        inter_norm (bool): RMSNorm over E between the passes (the paper's
-            figure; the code has none). Defaults to False.
-        out_scale (float): Factor on the sum of the directions; 0.5 is the
-            code's ``if_devide_out``.
-        legacy_v2m_mapping (bool): The released code's directions and
-            misaligned recombination (square grids only; comparisons only).
-        scan_backend (str): Backend of the selective scan.
-    """
-
-    def __init__(self,
-                 dims: int,
-                 d_state: int = 16,
-                 expand: float = 2,
-                 d_conv: int = 4,
-                 dt_rank: Union[int, str] = 'auto',
-                 corners: Sequence[str] = ('tl', 'tr', 'bl', 'br'),
-                 axis_order: str = 'row',
-                 share_params: bool = True,
-                 inter_norm: bool = False,
-                 out_scale: float = 0.5,
-                 legacy_v2m_mapping: bool = False,
-                 scan_backend: str = 'auto') -> None:
-        super().__init__()
-        directions = (
-            LEGACY_V2M_DIRECTIONS if legacy_v2m_mapping else parse_directions(
-                corners, axis_order))
-        inner = int(expand * dims)
-        rank = math.ceil(dims / 16) if dt_rank == 'auto' else int(dt_rank)
-        self.corners, self.axis_order = tuple(corners), axis_order
-        self.legacy_v2m_mapping = legacy_v2m_mapping
-        self.out_scale = out_scale
-        self.scan_backend = scan_backend
-        sets = 1 if share_params else len(directions)
-        self.in_proj = nn.Linear(dims, 2 * inner, bias=False)
-        self.pass1 = nn.ModuleList(
-            _SSMBranch(inner, d_state, rank, d_conv, num_select=1)
-            for _ in range(sets))
-        self.pass2 = nn.ModuleList(
-            _SSMBranch(inner, d_state, rank, d_conv, num_select=1)
-            for _ in range(sets))
-        self.inter_norm = RMSNorm(inner) if inter_norm else None
-        self.out_proj = nn.Linear(inner, dims, bias=False)
-
-    @staticmethod
-    def _stack(branches: nn.ModuleList) -> Dict[str, Optional[Tensor]]:
-
-        def st(fn):
-            return torch.stack([fn(b) for b in branches])
-
-        conv = branches[0].d_conv
-        return dict(
-            x_proj=st(lambda b: b.x_proj.weight),
-            dt_proj=st(lambda b: b.dt_proj.weight),
-            dt_bias=st(lambda b: b.dt_proj.bias),
-            A=st(lambda b: -torch.exp(b.A_log.float())),
-            D=st(lambda b: b.D),
-            conv_weight=st(lambda b: b.conv1d.weight[:, 0]) if conv else None,
-            conv_bias=st(lambda b: b.conv1d.bias) if conv else None)
-
-    def _norm(self, y: Tensor) -> Tensor:
-        return self.inter_norm(y.movedim(2, -1)).movedim(-1, 2)
-
-    def forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        """(B, H*W, dims) -> (B, H*W, dims) for a row-major H x W grid."""
-        batch, length, _ = x.shape
-        height, width = grid
-        if height * width != length:
-            raise ValueError(f'Mamba2DMixer: {length} tokens do not form the '
-                             f'{height}x{width} grid')
-        xz = self.in_proj(x).transpose(1, 2).reshape(batch, -1, height, width)
-        u, z = xz.chunk(2, dim=1)
-        p1, p2 = self._stack(self.pass1), self._stack(self.pass2)
-        y = selective_scan_2d(
-            u,
-            p1['x_proj'],
-            p1['dt_proj'],
-            p1['dt_bias'],
-            p1['A'],
-            p1['D'],
-            p2['x_proj'],
-            p2['dt_proj'],
-            p2['dt_bias'],
-            p2['A'],
-            p2['D'],
-            z=z,
-            conv1_weight=p1['conv_weight'],
-            conv1_bias=p1['conv_bias'],
-            conv2_weight=p2['conv_weight'],
-            conv2_bias=p2['conv_bias'],
-            corners=self.corners,
-            axis_order=self.axis_order,
-            inter_norm=None if self.inter_norm is None else self._norm,
-            out_scale=self.out_scale,
-            legacy_v2m_mapping=self.legacy_v2m_mapping,
-            backend=self.scan_backend)
-        return self.out_proj(y.flatten(2).transpose(1, 2))
-
-
-class VimBlock(nn.Module):
-    """Pre-norm residual block ``x + dp(mixer(RMSNorm(x)))``.
-
-    Args:
-        dims (int): Token channels.
-        mixer (str): One of :data:`MIXERS`.
-        drop_path (float): Stochastic depth rate.
-        mixer_cfg (dict, optional): Keyword arguments of the mixer.
-    """
-
-    def __init__(self,
-                 dims: int,
-                 mixer: str = 'bidirectional',
-                 drop_path: float = 0.,
-                 mixer_cfg: Optional[dict] = None) -> None:
-        super().__init__()
-        _check_choice('mixer', mixer, MIXERS)
-        self.norm = RMSNorm(dims)
-        cfg = dict(mixer_cfg or {})
-        if mixer == '2d':
-            self.mixer = Mamba2DMixer(dims, **cfg)
-        else:
-            self.mixer = MambaMixer(dims, direction=mixer, **cfg)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-
-    def forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        return x + self.drop_path(self.mixer(self.norm(x), grid))
 
 
 @MODELS.register_module()
@@ -479,11 +174,11 @@ class Vim(BaseBackbone):
                            ('cls_token', cls_token), ('pooling', pooling)):
             if value is not None:
                 s[key] = value
-        _check_choice('mixer', s['mixer'], MIXERS)
-        _check_choice('tokenizer', s['tokenizer'], TOKENIZERS)
-        _check_choice('cls_token', s['cls_token'], CLS_TOKENS)
-        _check_choice('pooling', s['pooling'], POOLINGS)
-        _check_choice('out_type', out_type, OUT_TYPES)
+        check_choice('mixer', s['mixer'], MIXERS)
+        check_choice('tokenizer', s['tokenizer'], TOKENIZERS)
+        check_choice('cls_token', s['cls_token'], CLS_TOKENS)
+        check_choice('pooling', s['pooling'], POOLINGS)
+        check_choice('out_type', out_type, OUT_TYPES)
         if scan_backend not in BACKENDS:
             raise ValueError(f'Unknown scan_backend {scan_backend!r}; '
                              f'choose one of {BACKENDS}')
@@ -513,7 +208,8 @@ class Vim(BaseBackbone):
         self.img_size = ((img_size,
                           img_size) if isinstance(img_size, int) else tuple(
                               int(v) for v in img_size))
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = parse_out_indices(out_indices, self.num_layers,
+                                             'blocks')
 
         self.patch_embed = nn.Conv2d(
             in_channels, dims, patch_size, stride=patch_size)
@@ -537,12 +233,13 @@ class Vim(BaseBackbone):
             dt_rank=s['dt_rank'],
             scan_backend=scan_backend)
         cfg.update(mixer_cfg or {})
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.layers = nn.ModuleList(
             VimBlock(dims, self.mixer, dpr[i], cfg)
             for i in range(self.num_layers))
         if final_norm:
-            self.norm_f = RMSNorm(dims)
+            self.norm_f = rms_norm(dims)
         self._init_vim()
 
     # ------------------------------------------------------------ arch ---
@@ -560,18 +257,6 @@ class Vim(BaseBackbone):
             pooling='cls')
         settings.update(resolved)
         return settings
-
-    def _parse_out_indices(self, out_indices) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for index in out_indices:
-            real = index + self.num_layers if index < 0 else index
-            if not 0 <= real < self.num_layers:
-                raise IndexError(f'out_indices entry {index} is out of range '
-                                 f'for {self.num_layers} blocks')
-            parsed.append(real)
-        return tuple(sorted(set(parsed)))
 
     def _grids(self, height: int, width: int) -> List[Tuple[int, int]]:
         if self.serializer is not None:
@@ -603,41 +288,16 @@ class Vim(BaseBackbone):
 
     def init_weights(self) -> None:
         """Keep the constructor's init, or load ``init_cfg``'s Pretrained
-        file strictly (``weights_only=True``; keys under ``prefix``,
-        default ``'backbone.'``; a mismatch names the first differing keys
-        and shapes)."""
-        cfgs = self.init_cfg
-        if isinstance(cfgs, dict):
-            cfgs = [cfgs]
-        pretrained = [c for c in (cfgs or []) if c.get('type') == 'Pretrained']
-        if not pretrained:
+        file strictly (keys under ``prefix``, default ``'backbone.'``; a
+        mismatch names the first differing keys and shapes)."""
+        if not init_weights_strictly(self, hint=self._variant_hint()):
             super().init_weights()
-            return
-        if len(pretrained) > 1:
-            raise ValueError('Vim init_cfg: at most one Pretrained entry')
-        cfg = pretrained[0]
-        path = cfg.get('checkpoint')
-        if not path:
-            raise ValueError('Vim init_cfg Pretrained needs `checkpoint`')
-        prefix = cfg.get('prefix') or 'backbone.'
-        prefix = prefix if prefix.endswith('.') else prefix + '.'
-        state = load_checkpoint_file(path)
-        if any(k.startswith(prefix) for k in state):
-            state = {
-                k[len(prefix):]: v
-                for k, v in state.items() if k.startswith(prefix)
-            }
-        strict_load_state_dict(
-            self,
-            state,
-            source=path,
-            hint=(f'The model is Vim(mixer={self.mixer!r}, tokenizer='
-                  f'{self.tokenizer!r}, embed_dims={self.embed_dims}, depth='
-                  f'{self.num_layers}, cls_token={self.cls_position!r}); a '
-                  'checkpoint of another variant does not fit.'))
-        print_log(
-            f'Vim: loaded {len(state)} tensors from {path}', logger='current')
-        self._is_init = True
+
+    def _variant_hint(self) -> str:
+        return (f'The model is Vim(mixer={self.mixer!r}, tokenizer='
+                f'{self.tokenizer!r}, embed_dims={self.embed_dims}, depth='
+                f'{self.num_layers}, cls_token={self.cls_position!r}); a '
+                'checkpoint of another variant does not fit.')
 
     def train(self, mode: bool = True) -> 'Vim':
         # mmpretrain's BaseBackbone.train returns None; nn.Module's contract

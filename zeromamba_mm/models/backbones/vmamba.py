@@ -11,27 +11,19 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmengine.logging import print_log
-from mmengine.model import initialize
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.models.utils import LayerNorm2d
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from zeromamba_mm import ops
+from zeromamba_mm.checkpoint import init_weights_strictly
 from zeromamba_mm.registry import MODELS
-from ..utils.arch import resolve_arch
-from ..utils.checkpoint import (load_checkpoint_file,
-                                split_pretrained_init_cfg,
-                                strict_load_state_dict)
-from .vmamba_checkpoint import convert_official_vmamba, infer_vmamba_arch
-from .vmamba_layers import LayerNorm2d, VSSBlock, make_downsample, make_stem
-from .vmamba_variants import new_weight_keys, variant_ssm_cfgs
-
-
-def _strip_prefix(state: dict, prefix: str) -> 'OrderedDict':
-    return OrderedDict(
-        (k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+from ..utils.arch import parse_out_indices, resolve_arch
+from .vmamba_checkpoint import mismatch_hint, vmamba_checkpoint_filter_fn
+from .vmamba_layers import VSSBlock, make_downsample, make_stem
+from .vmamba_variants import variant_ssm_cfgs
 
 
 @MODELS.register_module()
@@ -161,7 +153,8 @@ class VMamba(BaseBackbone):
         dims = self.arch_settings['dims']
         self.depths, self.dims = depths, dims
         self.num_layers = len(depths)
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = parse_out_indices(out_indices, self.num_layers,
+                                             'stages')
         if drop_path_rate is None:
             drop_path_rate = self.arch_settings.get('drop_path_rate', 0.)
         self.drop_path_rate = float(drop_path_rate)
@@ -188,7 +181,8 @@ class VMamba(BaseBackbone):
         stage_ssm_cfgs = variant_ssm_cfgs(ssm_cfg, self.num_layers, scan,
                                           scan_cfg, serialization,
                                           serialization_cfg)
-        dpr = torch.linspace(0, self.drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(
+            0, self.drop_path_rate, sum(depths), device='cpu').tolist()
 
         self.patch_embed = make_stem(in_channels, dims[0])
         self.layers = nn.ModuleList()
@@ -231,19 +225,6 @@ class VMamba(BaseBackbone):
         settings.update(depths=depths, dims=dims)
         return settings
 
-    def _parse_out_indices(self, out_indices) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for index in out_indices:
-            real = index + self.num_layers if index < 0 else index
-            if not 0 <= real < self.num_layers:
-                raise IndexError(
-                    f'out_indices entry {index} is out of range for '
-                    f'{self.num_layers} stages')
-            parsed.append(real)
-        return tuple(sorted(set(parsed)))
-
     # ------------------------------------------------------------ init ---
     @staticmethod
     def _init_official(m: nn.Module) -> None:
@@ -258,97 +239,27 @@ class VMamba(BaseBackbone):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
-    def _split_init_cfg(self) -> Tuple[Optional[dict], List[dict]]:
-        return split_pretrained_init_cfg(self.init_cfg, 'VMamba')
-
     def init_weights(self) -> None:
         """Initialise the weights, loading a pretrained file strictly.
 
         With ``init_cfg=dict(type='Pretrained', checkpoint=PATH,
         prefix='backbone.')``, PATH (an official release file or an
         mmpretrain/MMEngine checkpoint, detected from its keys) is read with
-        ``weights_only=True``. A ``prefix`` other than the default
-        ``'backbone.'`` (e.g. ``'model.backbone.'`` of a wrapped model) is
-        stripped first. The result is converted to the mmpretrain layout and
-        its ``backbone.`` keys are loaded strictly: any missing, unexpected
-        or wrongly shaped key raises
-        :class:`~zeromamba_mm.models.utils.CheckpointMismatchError` naming
-        the file and the keys. With ``final_norm=False`` the checkpoint's
+        ``weights_only=True``; keys under ``prefix`` (e.g.
+        ``'model.backbone.'`` of a wrapped model) are taken without it,
+        :func:`~zeromamba_mm.models.backbones.vmamba_checkpoint.
+        vmamba_checkpoint_filter_fn` converts them, and the result is loaded
+        strictly: any missing, unexpected or wrongly shaped key raises
+        :class:`~zeromamba_mm.checkpoint.CheckpointMismatchError` naming the
+        file and the keys. With ``final_norm=False`` the checkpoint's
         ``norm_out`` keys are skipped (logged). Other init types go through
         MMEngine as usual.
         """
-        pretrained, others = self._split_init_cfg()
-        if pretrained is None:
+        if not init_weights_strictly(
+                self,
+                vmamba_checkpoint_filter_fn,
+                hint=lambda state: mismatch_hint(state, self)):
             super().init_weights()
-            return
-        if self._is_init:
-            print_log(
-                'init_weights of VMamba has been called more than '
-                'once; keeping the loaded weights.',
-                logger='current')
-            return
-        if others:
-            initialize(self, others)
-        self._load_pretrained(pretrained)
-        self._is_init = True
-
-    def _load_pretrained(self, cfg: dict) -> None:
-        path = cfg.get('checkpoint')
-        if not path:
-            raise ValueError('VMamba init_cfg Pretrained needs `checkpoint`')
-        prefix = cfg.get('prefix') or 'backbone.'
-        if not prefix.endswith('.'):
-            prefix += '.'
-        state = load_checkpoint_file(path)
-        if prefix != 'backbone.':
-            # e.g. 'model.backbone.' of a wrapped model: strip it first, the
-            # rest is a backbone (or classifier) state dict of either layout.
-            state = _strip_prefix(state, prefix)
-            if not state:
-                raise KeyError(f'Checkpoint {path} has no key starting with '
-                               f'prefix {prefix!r}')
-        state = _strip_prefix(convert_official_vmamba(state), 'backbone.')
-        if not state:
-            raise KeyError(f'Checkpoint {path} has no VMamba backbone keys '
-                           f'(after prefix {prefix!r}).')
-        ignore = ()
-        if not self.final_norm:
-            ignore = ('norm_out.', )
-            if any(k.startswith('norm_out.') for k in state):
-                print_log(
-                    f'VMamba(final_norm=False): skipping norm_out.* of '
-                    f'{path} (the classifier norm is not part of this '
-                    'backbone).',
-                    logger='current')
-        # Weights new in a variant (scan='2d') that the file lacks (an
-        # official release) keep their init; a file that has them loads them.
-        new_keys = tuple(k for k in new_weight_keys(self) if k not in state)
-        if new_keys:
-            ignore = tuple(ignore) + new_keys
-            print_log(
-                f'VMamba(scan={self.scan!r}): {len(new_keys)} weights are new '
-                f'in this variant and not in {path}; they keep their init '
-                f'(e.g. {new_keys[0]}).',
-                logger='current')
-        try:
-            arch = infer_vmamba_arch({
-                'backbone.' + k: v
-                for k, v in state.items()
-            })
-            hint = (f'The checkpoint looks like depths={arch["depths"]}, '
-                    f'dims={arch["dims"]}, ssm_ratio={arch["ssm_ratio"]}, '
-                    f'd_state={arch["d_state"]}; the model has '
-                    f'depths={self.depths}, dims={self.dims}, '
-                    f'ssm_ratio={self.arch_settings["ssm_ratio"]}, '
-                    f'd_state={self.arch_settings["d_state"]}.')
-        except ValueError:
-            hint = None
-        strict_load_state_dict(
-            self, state, source=path, ignore_prefixes=ignore, hint=hint)
-        loaded = [k for k in state if not (ignore and k.startswith(ignore))]
-        print_log(
-            f'VMamba: loaded {len(loaded)} tensors from {path}',
-            logger='current')
 
     # ------------------------------------------------------- freezing ---
     @staticmethod

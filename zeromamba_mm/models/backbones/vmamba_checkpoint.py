@@ -8,18 +8,25 @@ project's :class:`~zeromamba_mm.models.backbones.VMamba` uses mmpretrain's
 backbone. :func:`convert_official_vmamba` maps one layout to the other and
 :func:`infer_vmamba_arch` reads the architecture of a file, so that a
 mismatch can be explained and converters can record it.
+:func:`vmamba_checkpoint_filter_fn` is the key conversion that
+:class:`~zeromamba_mm.models.backbones.VMamba` hands to
+:func:`zeromamba_mm.checkpoint.init_weights_strictly`.
 """
 import math
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
+import torch.nn as nn
+from mmengine.logging import print_log
 
-from ..utils.checkpoint import is_mmpretrain_layout
+from zeromamba_mm.checkpoint import is_mmpretrain_layout, strip_prefix
+from .vmamba_variants import new_weight_keys
 
 __all__ = [
-    'OFFICIAL_PREFIXES', 'convert_official_vmamba', 'infer_vmamba_arch'
+    'OFFICIAL_PREFIXES', 'convert_official_vmamba', 'infer_vmamba_arch',
+    'vmamba_checkpoint_filter_fn', 'mismatch_hint'
 ]
 
 #: Top-level prefixes of an official VMamba (``VSSM``) state dict.
@@ -174,3 +181,80 @@ def infer_vmamba_arch(state_dict: Mapping[str, torch.Tensor],
     if head is not None:
         arch['num_classes'] = int(head.shape[0])
     return arch
+
+
+def vmamba_checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor],
+                                model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Official or mmpretrain VMamba weights -> ``model``'s backbone keys.
+
+    The state dict (official ``VSSM`` keys, or backbone keys of the
+    mmpretrain layout with their ``backbone.`` prefix already removed) is
+    converted by :func:`convert_official_vmamba`; the release's classifier
+    head is dropped. For a model with ``final_norm=False`` the file's
+    ``norm_out`` is dropped; weights new in a variant (``scan='2d'``) that
+    an official file lacks keep the model's init (both logged).
+
+    Args:
+        state_dict (dict): The file's state dict.
+        model (nn.Module): The :class:`VMamba` being initialised.
+
+    Returns:
+        dict: State dict with ``model``'s keys.
+
+    Raises:
+        ValueError: The keys are in neither layout.
+        KeyError: No backbone key is left.
+    """
+    state = strip_prefix(convert_official_vmamba(state_dict), 'backbone.')
+    if not state:
+        raise KeyError('The checkpoint has no VMamba backbone keys, e.g. '
+                       f'{list(state_dict)[:_MAX_LISTED]}.')
+    if not getattr(model, 'final_norm', True):
+        dropped = [k for k in state if k.startswith('norm_out.')]
+        for key in dropped:
+            del state[key]
+        if dropped:
+            print_log(
+                'VMamba(final_norm=False): skipping norm_out.* of the '
+                'checkpoint (the classifier norm is not part of this '
+                'backbone).',
+                logger='current')
+    own = model.state_dict()
+    new_keys = [k for k in new_weight_keys(model) if k not in state]
+    for key in new_keys:
+        state[key] = own[key]
+    if new_keys:
+        print_log(
+            f'VMamba(scan={getattr(model, "scan", None)!r}): {len(new_keys)} '
+            'weights are new in this variant and not in the checkpoint; they '
+            f'keep their init (e.g. {new_keys[0]}).',
+            logger='current')
+    return state
+
+
+def mismatch_hint(state_dict: Mapping[str, torch.Tensor],
+                  model: nn.Module) -> Optional[str]:
+    """Say which architecture a backbone state dict has, beside the model's.
+
+    Args:
+        state_dict (dict): Backbone keys (as the filter fn returns them).
+        model (nn.Module): The :class:`VMamba` they should fit.
+
+    Returns:
+        str | None: The sentence, or None when the file's architecture
+        cannot be read.
+    """
+    try:
+        arch = infer_vmamba_arch({
+            'backbone.' + k: v
+            for k, v in state_dict.items()
+        })
+    except ValueError:
+        return None
+    settings = model.arch_settings
+    return (f'The checkpoint looks like depths={arch["depths"]}, '
+            f'dims={arch["dims"]}, ssm_ratio={arch["ssm_ratio"]}, '
+            f'd_state={arch["d_state"]}; the model has '
+            f'depths={model.depths}, dims={model.dims}, '
+            f'ssm_ratio={settings["ssm_ratio"]}, '
+            f'd_state={settings["d_state"]}.')

@@ -2,8 +2,10 @@
 
 VMamba: Visual State Space Model, Liu et al., NeurIPS 2024
 (https://arxiv.org/abs/2401.10166). Everything here works on NCHW tensors:
-the released v2 models use ``LayerNorm2d`` everywhere, so no permutation to
-channel-last is ever needed. Parameter names follow the official release
+the released v2 models use ``LayerNorm2d`` everywhere (mmpretrain's: a
+LayerNorm over the channels of an NCHW map, eps 1e-5, parameters ``weight``
+and ``bias`` as the release's ``ln2d``), so no permutation to channel-last
+is ever needed. Parameter names follow the official release
 so that its checkpoints load after a light renaming
 (:func:`zeromamba_mm.models.utils.convert_official_vmamba`).
 """
@@ -14,28 +16,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
+from mmpretrain.models.utils import LayerNorm2d
 from torch import Tensor
 
 from zeromamba_mm.ops import selective_scan
+from .ssm_init import init_mamba_ssm_
 
 #: Number of scan directions of SS2D (row-major, column-major, and both
 #: reversed).
 NUM_DIRECTIONS = 4
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channel dimension of an NCHW tensor.
-
-    Same parameters (``weight``, ``bias`` of shape ``(C,)``) and default
-    ``eps`` (1e-5) as :class:`torch.nn.LayerNorm`, which is what the official
-    ``ln2d`` layers are.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
-                         self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class Linear2d(nn.Linear):
@@ -175,21 +164,11 @@ class SS2D(nn.Module):
         ``x_proj_weight`` gets the default ``nn.Linear`` init of each of its
         K slices; ``dt_projs_weight`` is uniform in +-R^-0.5.
         """
-        dt_min, dt_max, dt_floor = self._dt_range
-        e, n = self.d_inner, self.d_state
+        e = self.d_inner
         bound = 1.0 / math.sqrt(e)  # nn.Linear default (kaiming, a=sqrt(5))
         self.x_proj_weight.uniform_(-bound, bound)
-        std = self.dt_rank**-0.5
-        self.dt_projs_weight.uniform_(-std, std)
-        dt = torch.exp(
-            torch.rand(NUM_DIRECTIONS, e) *
-            (math.log(dt_max) - math.log(dt_min)) +
-            math.log(dt_min)).clamp(min=dt_floor)
-        # Inverse softplus, so that softplus(bias) == dt at init.
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, n + 1, dtype=torch.float32)
-        self.A_logs.copy_(torch.log(a).repeat(NUM_DIRECTIONS * e, 1))
-        self.Ds.fill_(1.0)
+        init_mamba_ssm_(self.dt_projs_weight, self.dt_projs_bias, self.A_logs,
+                        self.Ds, *self._dt_range)
 
     def _scan_kwargs(self) -> Dict[str, str]:
         # Only pass `backend` when forced, so the call also works with an

@@ -26,11 +26,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmpretrain.models.utils import LayerNorm2d
 from torch import Tensor
 
 from zeromamba_mm.ops import selective_scan_2d
 from ..utils.dct import dct_matrix, lowpass_masks, lowpass_support
-from .vmamba_layers import NUM_DIRECTIONS, SS2D, LayerNorm2d, cross_merge
+from .ssm_init import init_mamba_ssm_
+from .vmamba_layers import NUM_DIRECTIONS, SS2D, cross_merge
 
 SCANS = ('cross', '2d')
 SERIALIZATIONS = ('none', 'dct')
@@ -89,19 +91,10 @@ class SS2DCorner2D(SS2D):
     def reset_pass2_parameters(self) -> None:
         """The pass-2 weights get SS2D's SSM init (the pass-1 ones keep
         :meth:`reset_ssm_parameters`')."""
-        dt_min, dt_max, dt_floor = self._dt_range
-        e, n = self.d_inner, self.d_state
+        e = self.d_inner
         self.x_proj2_weight.uniform_(-1 / math.sqrt(e), 1 / math.sqrt(e))
-        std = self.dt_rank**-0.5
-        self.dt_projs2_weight.uniform_(-std, std)
-        dt = torch.exp(
-            torch.rand(NUM_DIRECTIONS, e) *
-            (math.log(dt_max) - math.log(dt_min)) +
-            math.log(dt_min)).clamp(min=dt_floor)
-        self.dt_projs2_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, n + 1, dtype=torch.float32)
-        self.A2_logs.copy_(torch.log(a).repeat(NUM_DIRECTIONS * e, 1))
-        self.D2s.fill_(1.0)
+        init_mamba_ssm_(self.dt_projs2_weight, self.dt_projs2_bias,
+                        self.A2_logs, self.D2s, *self._dt_range)
 
     def _norm(self, y: Tensor) -> Tensor:
         b, g, e, h, w = y.shape

@@ -19,6 +19,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from zeromamba_mm.checkpoint import is_checkpoint_placeholder
 from zeromamba_mm.registry import MODELS
 from zeromamba_mm.utils.word_vectors import WordVectorSource, load_word_vectors
 
@@ -100,6 +101,9 @@ class DualAttentionBlock(BaseModule):
             Defaults to ``'w2v'``.
         word_vectors (str | Path | ndarray | Tensor, optional): The (A,
             w2v_dim) attribute word vectors; required by ``proto_init='w2v'``.
+            ``WORD_VECTORS_FROM_CHECKPOINT`` (set only by
+            :func:`zeromamba_mm.checkpoint.config_for_loading`) makes a
+            placeholder buffer that the checkpoint loaded next replaces.
         w2v_dim (int): Word-vector dimension. Defaults to 300.
         use_aca (bool): Apply ACA. Defaults to True.
         aca_reduction (int): ACA's MLP reduction. Defaults to 16.
@@ -136,9 +140,13 @@ class DualAttentionBlock(BaseModule):
                     'word vectors: set word_vectors=PATH (.npy or .pkl, shape '
                     f'({self.num_attributes}, {w2v_dim})), or use '
                     "proto_init='random' for free prototypes.")
-            w2v = torch.from_numpy(
-                load_word_vectors(word_vectors, self.num_attributes,
-                                  w2v_dim)).float()
+            if is_checkpoint_placeholder(word_vectors):
+                # Built to load a checkpoint, which holds the buffer.
+                w2v = torch.ones(self.num_attributes, w2v_dim)
+            else:
+                w2v = torch.from_numpy(
+                    load_word_vectors(word_vectors, self.num_attributes,
+                                      w2v_dim)).float()
             if (w2v.norm(dim=1) == 0).any():
                 zero_rows = (w2v.norm(dim=1) == 0).nonzero().flatten()
                 print_log(

@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from zeromamba_mm.checkpoint import is_checkpoint_placeholder
 from zeromamba_mm.registry import MODELS
 from zeromamba_mm.utils.word_vectors import WordVectorSource, load_word_vectors
 
@@ -45,8 +46,10 @@ class SemanticLocalProjection(BaseModule):
             (A, w2v_dim) attribute word vectors (a ``.npy``/``.pkl`` file or an
             array, see :func:`~zeromamba_mm.utils.load_word_vectors`). ``V``
             starts at ``normalize(V₀, dim=1)``. If None, ``V`` is learned from
-            a random unit-row init (no semantic prior; the choice is logged).
-            Defaults to None.
+            a random unit-row init (no semantic prior; the choice is logged),
+            as with ``WORD_VECTORS_FROM_CHECKPOINT`` (set only by
+            :func:`zeromamba_mm.checkpoint.config_for_loading`: V is then
+            replaced by the checkpoint loaded next). Defaults to None.
         mlp_hidden (int): Hidden width of ``mlp_local``. Defaults to 512.
         init_cfg (dict, optional): Initialisation config. Defaults to None
             (``W1``, ``W2`` ~ N(0, 1) and PyTorch's Linear init, as the
@@ -64,6 +67,8 @@ class SemanticLocalProjection(BaseModule):
         self.num_attributes = int(num_attributes)
         self.in_channels = int(in_channels)
         self.w2v_dim = int(w2v_dim)
+        if is_checkpoint_placeholder(word_vectors):
+            word_vectors = None  # V is replaced by the checkpoint loaded next
         if word_vectors is not None:
             v0 = torch.from_numpy(
                 load_word_vectors(word_vectors, self.num_attributes,

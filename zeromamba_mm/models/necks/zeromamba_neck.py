@@ -4,13 +4,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmpretrain.models.utils import LayerNorm2d
 from torch import Tensor, nn
 
+from zeromamba_mm.checkpoint import (load_checkpoint_file,
+                                     split_pretrained_init_cfg,
+                                     strict_load_state_dict)
 from zeromamba_mm.registry import MODELS
-from ..backbones.vmamba_layers import LayerNorm2d
-from ..utils.checkpoint import (load_checkpoint_file,
-                                split_pretrained_init_cfg,
-                                strict_load_state_dict)
 
 #: Where the classifier norm lives in the supported checkpoint layouts:
 #: official VMamba release, converted mmpretrain VMamba, this neck.

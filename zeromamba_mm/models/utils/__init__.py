@@ -1,11 +1,17 @@
-from .checkpoint import (CheckpointMismatchError, is_mmpretrain_layout,
-                         load_checkpoint_file, split_pretrained_init_cfg,
-                         strict_load_state_dict)
+# Checkpoint handling lives in zeromamba_mm.checkpoint; these names are
+# re-exported because tools and user code import them from here.
+from zeromamba_mm.checkpoint import (CheckpointMismatchError,
+                                     is_mmpretrain_layout,
+                                     load_checkpoint_file,
+                                     split_pretrained_init_cfg,
+                                     strict_load_state_dict)
+from .arch import parse_out_indices, resolve_arch
 
 __all__ = [
     'CheckpointMismatchError', 'load_checkpoint_file', 'is_mmpretrain_layout',
     'split_pretrained_init_cfg', 'strict_load_state_dict',
-    'convert_official_vmamba', 'infer_vmamba_arch'
+    'convert_official_vmamba', 'infer_vmamba_arch', 'parse_out_indices',
+    'resolve_arch'
 ]
 
 # The VMamba conversion lives beside VMamba

@@ -1,6 +1,7 @@
-"""Resolve a backbone's ``arch`` argument: a zoo name or a settings dict."""
+"""Backbone settings: the ``arch`` argument (a zoo name or a settings dict)
+and ``out_indices``."""
 import copy
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Sequence, Tuple, Union
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Mapping[str, dict],
@@ -37,3 +38,29 @@ def resolve_arch(arch: Union[str, dict], arch_zoo: Mapping[str, dict],
                 f'{list(optional)}.')
         return copy.deepcopy(dict(arch))
     raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+
+
+def parse_out_indices(out_indices: Union[int, Sequence[int]],
+                      num_layers: int,
+                      unit: str = 'stages') -> Tuple[int, ...]:
+    """Sorted, de-duplicated non-negative indices of the layers to output.
+
+    Args:
+        out_indices (int | Sequence[int]): Indices; negative ones count
+            from the end.
+        num_layers (int): Number of layers (stages or blocks).
+        unit (str): What a layer is called in the error message.
+
+    Raises:
+        IndexError: An index outside ``[-num_layers, num_layers)``.
+    """
+    if isinstance(out_indices, int):
+        out_indices = [out_indices]
+    parsed = []
+    for index in out_indices:
+        real = index + num_layers if index < 0 else index
+        if not 0 <= real < num_layers:
+            raise IndexError(f'out_indices entry {index} is out of range '
+                             f'for {num_layers} {unit}')
+        parsed.append(real)
+    return tuple(sorted(set(parsed)))
