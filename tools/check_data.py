@@ -323,7 +323,7 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
                   cfg: Config, args: argparse.Namespace,
                   report: Report) -> None:
     """Check one dataset (the files of one or more loaders)."""
-    from zeromamba_mm.datasets import ZSLDataset, check_image_files
+    from zeromamba_mm.datasets import BaseZSLDataset, check_image_files
     print(f'\n{label}: {data_identity(dataset_cfg)}')
     paths: Dict[str, List[str]] = {}
     first = None
@@ -348,7 +348,7 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
                 report.error(f'{attributes_of}: attributes: {error}')
             check_model_fit(cfg, len(dataset.metainfo['classes']),
                             int(dataset.metainfo['num_attributes']), report)
-        if split in ZSLDataset.CLEAN_SPLITS and not clean_reported:
+        if split in BaseZSLDataset.CLEAN_SPLITS and not clean_reported:
             report_clean_split(dataset, dataset_cfg, report)
             clean_reported = True
         paths[split] = check_split(dataset, split, report, where)
