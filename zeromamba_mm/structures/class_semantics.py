@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = [
     'ClassSemantics', 'ZSLDataError', 'NORMALIZATIONS', 'normalize_rows',
-    'apply_normalization', 'check_finite'
+    'apply_normalization', 'check_finite', 'as_class_semantics'
 ]
 
 #: What may have been applied to the file's rows: ``'l2'`` (each class row
@@ -173,7 +173,10 @@ class ClassSemantics:
     source: str = 'the given array'
 
     def __post_init__(self) -> None:
-        matrix = np.asarray(self.attributes)
+        matrix = self.attributes
+        if hasattr(matrix, 'detach'):  # a torch.Tensor, on any device
+            matrix = matrix.detach().cpu().numpy()
+        matrix = np.asarray(matrix)
         where = f'The class semantics of {self.source}'
         if matrix.dtype.kind not in 'fiub':
             raise ZSLDataError(f'{where}: attributes must be numeric, got '
@@ -203,8 +206,8 @@ class ClassSemantics:
             both = np.intersect1d(seen, unseen)
             if both.size:
                 raise ZSLDataError(
-                    f'{where}: classes {[names[c] for c in both[:5]]} (ids '
-                    f'{both[:5].tolist()}) are both seen and unseen; each '
+                    f'{where}: classes {both[:5].tolist()} are both seen '
+                    f'and unseen ({[names[c] for c in both[:5]]}); each '
                     'class is one or the other. Fix the class split.')
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         for name, value in (('attributes', matrix), ('class_names', names),
@@ -348,3 +351,44 @@ class ClassSemantics:
                 and self.normalization == other.normalization)
 
     __hash__ = None
+
+
+def as_class_semantics(semantics_or_attributes,
+                       seen_classes: IdsLike = None,
+                       unseen_classes: IdsLike = None,
+                       class_names: Optional[Sequence[str]] = None,
+                       source: str = 'set_class_semantics()'
+                       ) -> ClassSemantics:
+    """A :class:`ClassSemantics` as given, or made (and so validated) from
+    the legacy arguments of ``set_class_semantics``.
+
+    Args:
+        semantics_or_attributes (ClassSemantics | array | Tensor): The value,
+            or a (C, A) matrix already in the form the model uses (recorded
+            as ``normalization='none'``: nothing is applied to it).
+        seen_classes, unseen_classes: Class ids (legacy form only).
+        class_names (Sequence[str], optional): Names (legacy form only).
+        source (str): Named in messages (legacy form only).
+
+    Raises:
+        TypeError: if a ClassSemantics comes with legacy arguments.
+    """
+    if isinstance(semantics_or_attributes, ClassSemantics):
+        extra = [
+            name for name, value in (('seen_classes', seen_classes),
+                                     ('unseen_classes', unseen_classes),
+                                     ('class_names', class_names))
+            if value is not None
+        ]
+        if extra:
+            raise TypeError(
+                f'set_class_semantics() got a ClassSemantics and {extra}; '
+                'the value carries them: pass semantics.replace(...) '
+                'instead.')
+        return semantics_or_attributes
+    return ClassSemantics(
+        attributes=semantics_or_attributes,
+        class_names=class_names,
+        seen_classes=seen_classes,
+        unseen_classes=unseen_classes,
+        source=source)
