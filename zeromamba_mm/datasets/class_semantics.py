@@ -25,7 +25,7 @@ from .text_files import read_name_list, read_rows
 __all__ = [
     'ClassSemantics', 'load_class_semantics', 'read_name_list',
     'read_mat_attributes', 'read_npy_matrix', 'read_attribute_table',
-    'semantics_from_raw', 'ATTRIBUTE_KEYS'
+    'semantics_from_raw', 'as_names', 'ATTRIBUTE_KEYS'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -217,7 +217,7 @@ def read_attribute_table(
 
 
 # ---------------------------------------------------------------- inference
-def _as_names(names: Names, what: str) -> Optional[Tuple[str, ...]]:
+def as_names(names: Names, what: str) -> Optional[Tuple[str, ...]]:
     """Names given as a list or a file (``what``: ``'class'``...)."""
     if names is None:
         return None
@@ -345,12 +345,12 @@ def load_class_semantics(class_attributes: Union[str, Path, ArrayLike],
     """
     matrix, source, file_names, file_attr_names, file_seen = _read_source(
         class_attributes, attribute_key)
-    names = _as_names(class_names, 'class') or file_names
+    names = as_names(class_names, 'class') or file_names
     if names is not None and len(names) != len(matrix):
         raise ZSLDataError(
             f'{len(names)} class names were given for the {len(matrix)} '
             f'classes (rows) of {source}.')
-    attr_names = _as_names(attribute_names, 'attribute') or file_attr_names
+    attr_names = as_names(attribute_names, 'attribute') or file_attr_names
     seen = file_seen if seen_classes is None else _seen_ids(
         seen_classes, names or [], source)
     return semantics_from_raw(

@@ -21,8 +21,13 @@ import numpy as np
 
 __all__ = [
     'ClassSemantics', 'ZSLDataError', 'NORMALIZATIONS', 'normalize_rows',
-    'apply_normalization', 'check_finite', 'as_class_semantics'
+    'apply_normalization', 'check_finite', 'as_class_semantics',
+    'CHECKPOINT_META_KEY'
 ]
+
+#: Where a checkpoint keeps the class semantics it is tested on:
+#: ``checkpoint['meta'][CHECKPOINT_META_KEY]`` (:meth:`ClassSemantics.to_meta`).
+CHECKPOINT_META_KEY = 'zsl_class_semantics'
 
 #: What may have been applied to the file's rows: ``'l2'`` (each class row
 #: divided by its L2 norm, as xlsa17's ``att``) or ``'none'`` (the values as

@@ -12,11 +12,9 @@ from zeromamba_mm.evaluation import GZSLMetric
 from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
 from zeromamba_mm.registry import DATASETS, HOOKS
-from zeromamba_mm.structures.class_semantics import ClassSemantics
+from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
+                                                     ClassSemantics)
 
-#: Where a checkpoint keeps the class semantics it is tested on
-#: (:meth:`ClassSemantics.to_meta`).
-META_KEY = 'zsl_class_semantics'
 _REQUIRED_KEYS = ('class_attributes', 'seen_classes', 'unseen_classes')
 #: The class groups whose samples a GZSLMetric key needs (the others, e.g.
 #: ``gzsl/gamma``, are always reported); see GZSLMetric.compute_metrics.
@@ -245,4 +243,4 @@ class ZSLSemanticsHook(Hook):
                 dataset_meta.get('class_semantics'), ClassSemantics):
             dataset_meta['class_semantics'] = \
                 dataset_meta['class_semantics'].to_meta()
-        meta[META_KEY] = dict(semantics.to_meta(), recorded_from=where)
+        meta[CHECKPOINT_META_KEY] = dict(semantics.to_meta(), recorded_from=where)
