@@ -308,17 +308,22 @@ class ClassSemantics:
             source=str(self.source))
 
     @classmethod
-    def from_meta(cls, meta: Dict[str, Any],
-                  source: str = 'checkpoint meta') -> 'ClassSemantics':
+    def from_meta(cls,
+                  meta: Dict[str, Any],
+                  source: Optional[str] = None) -> 'ClassSemantics':
         """Rebuild the value :meth:`to_meta` wrote (validated again).
 
         Args:
             meta (dict): The dict of :meth:`to_meta`.
-            source (str): Where it was read, e.g. the checkpoint path.
+            source (str, optional): Where it was read, e.g. the checkpoint
+                path; None keeps the stored ``source`` as it is.
 
         Raises:
             ZSLDataError: if a key is missing, naming ``source``.
         """
+        origin = meta.get('source') if isinstance(meta, dict) else None
+        if source is None:
+            source, origin = origin or 'checkpoint meta', None
         if not isinstance(meta, dict):
             raise ZSLDataError(f'{source}: the stored class semantics must '
                                f'be a dict, got {type(meta).__name__}.')
@@ -329,7 +334,6 @@ class ClassSemantics:
                 f'expected the keys {list(META_KEYS)} of '
                 'ClassSemantics.to_meta(). Re-save the checkpoint with this '
                 'version or give the classes explicitly.')
-        origin = meta.get('source')
         return cls(
             attributes=np.asarray(meta['attributes'], dtype=np.float32),
             class_names=meta['class_names'],

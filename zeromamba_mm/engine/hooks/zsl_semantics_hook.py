@@ -231,16 +231,30 @@ class ZSLSemanticsHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Store the tested class semantics as plain lists
-        (``meta['zsl_class_semantics']``), and turn the training dataset's
-        ``class_semantics`` in ``meta['dataset_meta']`` into the same plain
+        (``meta['zsl_class_semantics']``), and turn the ``class_semantics``
+        of the training dataset's metainfo (MMEngine saves it in
+        ``meta['dataset_meta']`` and in the message hub) into the same plain
         form, so that a weights-only ``torch.load`` reads the file."""
         if self._scored is None:
             self._scored = self._scored_semantics(runner)
         semantics, where = self._scored
         meta = checkpoint.setdefault('meta', {})
-        dataset_meta = meta.get('dataset_meta')
-        if isinstance(dataset_meta, dict) and isinstance(
-                dataset_meta.get('class_semantics'), ClassSemantics):
-            dataset_meta['class_semantics'] = \
-                dataset_meta['class_semantics'].to_meta()
-        meta[CHECKPOINT_META_KEY] = dict(semantics.to_meta(), recorded_from=where)
+        runtime_info = (checkpoint.get('message_hub') or {}).get(
+            'runtime_info') or {}
+        for dataset_meta in (meta.get('dataset_meta'),
+                             runtime_info.get('dataset_meta')):
+            value = (dataset_meta or {}).get('class_semantics')
+            if isinstance(value, ClassSemantics):
+                dataset_meta['class_semantics'] = value.to_meta()
+        meta[CHECKPOINT_META_KEY] = dict(
+            semantics.to_meta(), recorded_from=where)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Make the stored ``class_semantics`` of ``meta['dataset_meta']`` a
+        :class:`ClassSemantics` again (``--resume`` compares it with the
+        training dataset's metainfo)."""
+        dataset_meta = (checkpoint.get('meta') or {}).get('dataset_meta')
+        value = (dataset_meta or {}).get('class_semantics') if isinstance(
+            dataset_meta, dict) else None
+        if isinstance(value, dict):
+            dataset_meta['class_semantics'] = ClassSemantics.from_meta(value)
