@@ -34,7 +34,7 @@ from mmpretrain.apis import get_model
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 
-from zeromamba_mm.datasets.class_semantics import (as_names,
+from zeromamba_mm.datasets.class_semantics import (checkpoint_semantics,
                                                    load_class_semantics)
 from zeromamba_mm.evaluation.functional import SCORE_SPACES, to_score_space
 from zeromamba_mm.models.utils.semantics_adapter import \
@@ -158,21 +158,10 @@ class ZSLInferencer(BaseInferencer):
         self.normalize_attributes = normalize_attributes
         dataset_meta = meta.get('dataset_meta') or getattr(
             self.model, '_dataset_meta', None) or {}
-        stored = meta.get(CHECKPOINT_META_KEY)
+        stored = checkpoint_semantics(meta, str(pretrained), class_names,
+                                      seen_classes, attribute_names)
         if class_attributes is None and stored is not None:
-            # As recorded by training: the matrix the model was tested with,
-            # in the form it was trained with (no re-normalisation).
-            semantics = ClassSemantics.from_meta(
-                stored, source=str(pretrained))
-            changes = {}
-            if class_names is not None:
-                changes['class_names'] = as_names(class_names, 'class')
-            if attribute_names is not None:
-                changes['attribute_names'] = as_names(attribute_names,
-                                                      'attribute')
-            if seen_classes is not None:
-                changes.update(seen_classes=seen_classes, unseen_classes=None)
-            self._apply(semantics.replace(**changes))
+            self._apply(stored)  # as recorded: no re-normalisation
             return
         if class_attributes is None and isinstance(pretrained, (str, Path)):
             print_log(

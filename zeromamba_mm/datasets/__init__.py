@@ -14,7 +14,8 @@ from .text_files import read_rows
 from .xlsa17 import load_xlsa17
 from .xlsa17_dataset import XLSA17Dataset
 from .zsl_dataset import (BaseZSLDataset, CleanSplit, SampleLoadError,
-                          ZSLDataset, make_clean_split)
+                          make_clean_split)
+from .zsl_dataset_builder import ZSLDataset
 
 __all__ = [
     'ClassSemantics', 'load_class_semantics', 'ZSLDataset', 'BaseZSLDataset',

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from mmengine.fileio import get_file_backend
 
-from zeromamba_mm.structures.class_semantics import (ClassSemantics,
+from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
+                                                     ClassSemantics,
                                                      apply_normalization)
 from .data_checks import ZSLDataError, check_finite, check_no_duplicates
 from .mat_files import cell_strings, check_loc_unique, read_cell_names, \
@@ -25,7 +26,8 @@ from .text_files import read_name_list, read_rows
 __all__ = [
     'ClassSemantics', 'load_class_semantics', 'read_name_list',
     'read_mat_attributes', 'read_npy_matrix', 'read_attribute_table',
-    'semantics_from_raw', 'as_names', 'ATTRIBUTE_KEYS'
+    'semantics_from_raw', 'as_names', 'checkpoint_semantics',
+    'ATTRIBUTE_KEYS'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -361,3 +363,42 @@ def load_class_semantics(class_attributes: Union[str, Path, ArrayLike],
         class_names=names,
         attribute_names=attr_names,
         seen_classes=seen)
+
+
+def checkpoint_semantics(meta: dict,
+                         source: str,
+                         class_names: Names = None,
+                         seen_classes: Optional[ArrayLike] = None,
+                         attribute_names: Names = None
+                         ) -> Optional[ClassSemantics]:
+    """The classes a checkpoint was tested on, as training recorded them
+    (``meta['zsl_class_semantics']``), with the given overrides.
+
+    The matrix is taken as stored: the rows the model was trained with,
+    in their recorded normalisation (nothing is normalised again).
+
+    Args:
+        meta (dict): The checkpoint's ``meta``.
+        source (str): The checkpoint, for messages.
+        class_names (str | Path | Sequence[str], optional): Names that
+            replace the stored ones (a list or a text file).
+        seen_classes (Sequence[int], optional): Seen class ids that replace
+            the stored ones (the others become unseen).
+        attribute_names (str | Path | Sequence[str], optional): Attribute
+            names that replace the stored ones.
+
+    Returns:
+        ClassSemantics | None: None for a checkpoint without the key (of an
+        older version).
+    """
+    stored = (meta or {}).get(CHECKPOINT_META_KEY)
+    if stored is None:
+        return None
+    changes = {}
+    if class_names is not None:
+        changes['class_names'] = as_names(class_names, 'class')
+    if attribute_names is not None:
+        changes['attribute_names'] = as_names(attribute_names, 'attribute')
+    if seen_classes is not None:
+        changes.update(seen_classes=seen_classes, unseen_classes=None)
+    return ClassSemantics.from_meta(stored, source=source).replace(**changes)

@@ -1,11 +1,11 @@
-"""The base of the zero-shot datasets, and the ``ZSLDataset`` builder.
+"""The base of the zero-shot datasets.
 
 One registered class per file format shares this base:
 :class:`XLSA17Dataset` (``att_splits.mat`` + ``res101.mat``,
 ``type='zeromamba_mm.XLSA17Dataset'``) and :class:`TableZSLDataset` (CSV
-tables, ``type='zeromamba_mm.TableZSLDataset'``). The registered builder
-``ZSLDataset(data_format=...)`` builds the one of that format, so configs
-that say ``type='zeromamba_mm.ZSLDataset'`` keep working.
+tables, ``type='zeromamba_mm.TableZSLDataset'``); each adds itself to
+:data:`DATA_FORMATS`, from which the builder of :mod:`.zsl_dataset_builder`
+(``type='zeromamba_mm.ZSLDataset'``) picks one by ``data_format``.
 """
 import os.path as osp
 import warnings
@@ -15,19 +15,17 @@ import numpy as np
 from mmengine.fileio import get_file_backend
 from mmpretrain.datasets import BaseDataset
 
-from zeromamba_mm.registry import DATASETS
-from .data_checks import check_no_duplicates
+from .annotation import ZSLAnnotation
+from .data_checks import ZSLDataError, check_no_duplicates
 from .image_check import CHECK_MODES, check_image_files
 from .samplers import seeded_rngs
 from .text_files import read_name_list
-from .annotation import ZSLAnnotation
-from .data_checks import ZSLDataError
 from .zsl_splits import (CLEAN_SPLITS, CleanSplit, make_clean_split,
                          select_split)
 
 __all__ = [
-    'BaseZSLDataset', 'ZSLDataset', 'build_zsl_dataset', 'CleanSplit',
-    'make_clean_split', 'SampleLoadError', 'DATA_FORMATS'
+    'BaseZSLDataset', 'CleanSplit', 'make_clean_split', 'SampleLoadError',
+    'DATA_FORMATS'
 ]
 
 #: data_format name -> dataset class (each format class adds itself).
@@ -406,47 +404,3 @@ class BaseZSLDataset(BaseDataset):
     def class_attributes(self) -> np.ndarray:
         """(C, A) float32 class-attribute matrix."""
         return self._metainfo['class_attributes'].copy()
-
-
-@DATASETS.register_module(name='ZSLDataset')
-def build_zsl_dataset(data_format: Optional[str] = None,
-                      **kwargs) -> BaseZSLDataset:
-    """Build the zero-shot dataset of a file format (``type='zeromamba_mm.
-    ZSLDataset'`` in configs; ``ZSLDataset`` in Python).
-
-    Args:
-        data_format (str, optional): ``'xlsa17'`` (default):
-            :class:`~zeromamba_mm.datasets.XLSA17Dataset`; ``'table'``:
-            :class:`~zeromamba_mm.datasets.TableZSLDataset`.
-        **kwargs: The arguments of that class. An argument of the other
-            format set to None (as a shared base config may leave it) is
-            dropped; set to a value, it is refused, naming its format.
-
-    Returns:
-        BaseZSLDataset: The dataset.
-    """
-    name = data_format or 'xlsa17'
-    if name not in DATA_FORMATS:
-        raise ValueError(f'Unknown data_format {name!r}; choose one of '
-                         f'{sorted(DATA_FORMATS)}.')
-    klass = DATA_FORMATS[name]
-    mine = set(klass.FORMAT_ARGUMENTS)
-    for other_name, other in DATA_FORMATS.items():
-        foreign = sorted(set(kwargs) & set(other.FORMAT_ARGUMENTS) - mine)
-        for key in [k for k in foreign if kwargs[k] is None]:
-            del kwargs[key]
-            foreign.remove(key)
-        if foreign and other is not klass:
-            raise ValueError(
-                f'{foreign} apply to data_format={other_name!r} '
-                f'({other.__name__}), not to data_format={name!r} '
-                f'({klass.__name__}), which takes {sorted(mine)} besides the '
-                'common arguments. Delete them from the dataset dict (or set '
-                'them to None); if a base config sets them, start the dict '
-                'with _delete_=True.')
-    return klass(data_format=name, **kwargs)
-
-
-#: ``ZSLDataset(...)`` builds the dataset of ``data_format`` (see
-#: :func:`build_zsl_dataset`); configs name it ``zeromamba_mm.ZSLDataset``.
-ZSLDataset = build_zsl_dataset
