@@ -27,12 +27,13 @@ def demo(tmp_path_factory):
 
 
 def _table(tmp_path):
-    (tmp_path / 'classes.csv').write_text(
-        'class,split\ncat,seen\ndog,seen\nfox,unseen\n')
-    (tmp_path / 'attributes.csv').write_text(
-        'class,furry,big\ndog,0,2\ncat,3,4\nfox,1,0\n')
-    (tmp_path / 'images.csv').write_text(''.join(
-        f'{c}/{i}.jpg,{c}\n' for c in ('cat', 'dog') for i in range(5)) +
+    (tmp_path /
+     'classes.csv').write_text('class,split\ncat,seen\ndog,seen\nfox,unseen\n')
+    (tmp_path / 'attributes.csv'
+     ).write_text('class,furry,big\ndog,0,2\ncat,3,4\nfox,1,0\n')
+    (tmp_path / 'images.csv').write_text(''.join(f'{c}/{i}.jpg,{c}\n'
+                                                 for c in ('cat', 'dog')
+                                                 for i in range(5)) +
                                          'fox/0.jpg,fox\n')
     return dict(data_root=str(tmp_path), check_images=False)
 
@@ -48,8 +49,8 @@ def test_xlsa17_builds_from_old_and_new_types(demo, type_name, klass):
     assert semantics.normalization == 'l2'
     np.testing.assert_allclose(
         np.linalg.norm(semantics.attributes, axis=1), 1, rtol=1e-6)
-    assert semantics.seen_classes.tolist() == ds.metainfo[
-        'seen_classes'].tolist()
+    assert semantics.seen_classes.tolist(
+    ) == ds.metainfo['seen_classes'].tolist()
     assert ds.metainfo['classes'] == semantics.class_names
     # The file reader for inference reads the same matrix.
     from_file = load_class_semantics(f"{demo['data_root']}/att_splits.mat")
@@ -90,13 +91,16 @@ def test_table_builds_from_old_and_new_types(tmp_path, cfg):
 
 
 def test_builder_names_the_format_of_a_foreign_argument(tmp_path):
-    kwargs = dict(type='zeromamba_mm.ZSLDataset', data_format='table',
-                  **_table(tmp_path))
+    kwargs = dict(
+        type='zeromamba_mm.ZSLDataset',
+        data_format='table',
+        **_table(tmp_path))
     ds = DATASETS.build(dict(kwargs, path_rule=None, split_file=None))
     assert type(ds) is TableZSLDataset
-    with pytest.raises(ValueError,
-                       match=r"\['path_preset'\] apply to data_format="
-                       r"'xlsa17' \(XLSA17Dataset\)"):
+    with pytest.raises(
+            ValueError,
+            match=r"\['path_preset'\] apply to data_format="
+            r"'xlsa17' \(XLSA17Dataset\)"):
         DATASETS.build(dict(kwargs, path_preset='DEMO'))
     with pytest.raises(ValueError, match=r"Unknown data_format 'parquet'"):
         DATASETS.build(dict(kwargs, data_format='parquet'))
@@ -111,6 +115,6 @@ def test_given_class_names_reach_the_semantics(demo):
     with pytest.raises(ValueError, match='computed from the annotation'):
         XLSA17Dataset(
             split='test',
-            metainfo=dict(class_semantics=copy.copy(
-                ds.metainfo['class_semantics'])),
+            metainfo=dict(
+                class_semantics=copy.copy(ds.metainfo['class_semantics'])),
             **demo)

@@ -111,8 +111,7 @@ def test_metric_and_inferencer_give_the_same_scores(trained):
     results = inferencer(paths, batch_size=4, score_space='raw', gamma=0.0)
     for path, result in zip(paths, results):
         np.testing.assert_allclose(
-            result['pred_scores'], metric_scores[path], rtol=1e-5,
-            atol=1e-5)
+            result['pred_scores'], metric_scores[path], rtol=1e-5, atol=1e-5)
     # A class added by its raw attributes gets the recorded normalisation
     # (none): its scores are the model's attributes dotted with the raw row.
     row = inferencer.class_attributes[0] + inferencer.class_attributes[-1]

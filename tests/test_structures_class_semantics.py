@@ -74,8 +74,8 @@ def test_replace_validates_again():
 
 
 def test_meta_round_trip_through_a_weights_only_load(tmp_path):
-    semantics = make(attributes=apply_normalization(ATT, 'l2'),
-                     normalization='l2')
+    semantics = make(
+        attributes=apply_normalization(ATT, 'l2'), normalization='l2')
     meta = semantics.to_meta()
     path = tmp_path / 'ckpt.pth'
     torch.save(dict(meta=dict(zsl_class_semantics=meta)), path)

@@ -283,18 +283,16 @@ class ZSLInferencer(BaseInferencer):
             raise ValueError(f'Classes {clash[:5]} already exist; use '
                              'set_classes() to change them.')
         old = self.semantics
-        # The same normalisation as the classes scored so far.
+        added = np.arange(old.num_classes, old.num_classes + len(names))
+        unseen = (None if old.unseen_classes is None else np.concatenate(
+            [old.unseen_classes, added]))
+        # New rows get the normalisation of the classes scored so far.
         self._apply(
             old.replace(
                 attributes=np.concatenate(
-                    [old.attributes,
-                     old.normalize_new_rows(attributes)]),
+                    [old.attributes, old.normalize_new_rows(attributes)]),
                 class_names=old.class_names + tuple(names),
-                unseen_classes=None if old.unseen_classes is None else
-                np.concatenate([
-                    old.unseen_classes,
-                    np.arange(old.num_classes, old.num_classes + len(names))
-                ]),
+                unseen_classes=unseen,
                 source=f'{old.source} + added classes'))
 
     def _apply(self, semantics: ClassSemantics) -> None:

@@ -26,8 +26,7 @@ from .text_files import read_name_list, read_rows
 __all__ = [
     'ClassSemantics', 'load_class_semantics', 'read_name_list',
     'read_mat_attributes', 'read_npy_matrix', 'read_attribute_table',
-    'semantics_from_raw', 'as_names', 'checkpoint_semantics',
-    'ATTRIBUTE_KEYS'
+    'semantics_from_raw', 'as_names', 'checkpoint_semantics', 'ATTRIBUTE_KEYS'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -80,12 +79,11 @@ def semantics_from_raw(raw: np.ndarray,
     # Name the file's variable and place of a NaN before normalising.
     check_finite(
         raw, source, class_names if class_names is not None
-        and len(class_names) == raw.shape[0] else None, attribute_names
-        if attribute_names is not None
+        and len(class_names) == raw.shape[0] else None,
+        attribute_names if attribute_names is not None
         and len(attribute_names) == raw.shape[1] else None, key)
     return ClassSemantics(
-        apply_normalization(raw, normalization, f'{source}:{key}'),
-        **fields)
+        apply_normalization(raw, normalization, f'{source}:{key}'), **fields)
 
 
 def read_mat_attributes(path: str,
@@ -365,12 +363,12 @@ def load_class_semantics(class_attributes: Union[str, Path, ArrayLike],
         seen_classes=seen)
 
 
-def checkpoint_semantics(meta: dict,
-                         source: str,
-                         class_names: Names = None,
-                         seen_classes: Optional[ArrayLike] = None,
-                         attribute_names: Names = None
-                         ) -> Optional[ClassSemantics]:
+def checkpoint_semantics(
+        meta: dict,
+        source: str,
+        class_names: Names = None,
+        seen_classes: Optional[ArrayLike] = None,
+        attribute_names: Names = None) -> Optional[ClassSemantics]:
     """The classes a checkpoint was tested on, as training recorded them
     (``meta['zsl_class_semantics']``), with the given overrides.
 

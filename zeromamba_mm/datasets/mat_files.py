@@ -118,9 +118,8 @@ def read_cell_names(mat: dict, key: str, path: str) -> List[str]:
     return names
 
 
-def check_loc_unique(indices: np.ndarray,
-                     image_files: Optional[Sequence[str]], split_file: str,
-                     key: str) -> None:
+def check_loc_unique(indices: np.ndarray, image_files: Optional[Sequence[str]],
+                     split_file: str, key: str) -> None:
     """Refuse an image listed twice in one ``*_loc`` split, by index or by
     file: it would count twice in training or evaluation.
 

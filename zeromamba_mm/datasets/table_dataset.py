@@ -39,8 +39,8 @@ class TableZSLDataset(BaseZSLDataset):
     """
 
     DATA_FORMAT = 'table'
-    FORMAT_ARGUMENTS = ('class_list_file', 'attribute_file',
-                        'image_list_file', 'holdout_ratio', 'holdout_seed',
+    FORMAT_ARGUMENTS = ('class_list_file', 'attribute_file', 'image_list_file',
+                        'holdout_ratio', 'holdout_seed',
                         'allow_paths_outside_prefix')
 
     def __init__(self,
@@ -72,4 +72,3 @@ class TableZSLDataset(BaseZSLDataset):
             allow_paths_outside_prefix=self.allow_paths_outside_prefix,
             backend_args=self.backend_args)
         return annotation, self.image_list_file
-

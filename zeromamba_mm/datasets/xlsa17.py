@@ -86,10 +86,10 @@ def load_xlsa17(split_file: str,
         class_names = tuple(f'class_{i:03d}' for i in range(num_classes))
 
     image_files = cell_strings(images_mat['image_files'], image_list_file,
-                                'image_files')
+                               'image_files')
     num_images = len(image_files)
     labels = one_based(images_mat['labels'], num_classes, image_list_file,
-                        'labels', f'{num_classes} classes in {split_file}')
+                       'labels', f'{num_classes} classes in {split_file}')
     if labels.size != num_images:
         raise ZSLDataError(
             f'{image_list_file}: labels has {labels.size} entries but '

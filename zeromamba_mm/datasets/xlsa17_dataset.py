@@ -64,4 +64,3 @@ class XLSA17Dataset(BaseZSLDataset):
             path_rule=self.path_rule,
             backend_args=self.backend_args)
         return annotation, self.split_file
-

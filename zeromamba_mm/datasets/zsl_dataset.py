@@ -250,11 +250,10 @@ class BaseZSLDataset(BaseDataset):
                 f'metainfo/classes gives {len(given)} class names but the '
                 f'dataset has {annotation.num_classes} classes.')
         if given is not None:
-            check_no_duplicates(
-                [str(name) for name in given],
-                'metainfo',
-                'class names',
-                key='classes')
+            check_no_duplicates([str(name) for name in given],
+                                'metainfo',
+                                'class names',
+                                key='classes')
             zsl_meta['classes'] = tuple(given)
             zsl_meta['class_semantics'] = zsl_meta['class_semantics'].replace(
                 class_names=tuple(given))

@@ -201,10 +201,9 @@ class ClassSemantics:
             raise ZSLDataError(
                 f'{where}: normalization must be one of {NORMALIZATIONS}, '
                 f'got {self.normalization!r}.')
-        seen = self._ids(self.seen_classes, num_classes, 'seen_classes',
-                         where)
-        unseen = self._ids(self.unseen_classes, num_classes,
-                           'unseen_classes', where)
+        seen = self._ids(self.seen_classes, num_classes, 'seen_classes', where)
+        unseen = self._ids(self.unseen_classes, num_classes, 'unseen_classes',
+                           where)
         if unseen is None and seen is not None:
             unseen = np.setdiff1d(np.arange(num_classes), seen)
         if seen is not None and unseen is not None:
@@ -215,10 +214,13 @@ class ClassSemantics:
                     f'and unseen ({[names[c] for c in both[:5]]}); each '
                     'class is one or the other. Fix the class split.')
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        for name, value in (('attributes', matrix), ('class_names', names),
-                            ('attribute_names', attr_names),
-                            ('seen_classes', seen), ('unseen_classes',
-                                                     unseen)):
+        checked = dict(
+            attributes=matrix,
+            class_names=names,
+            attribute_names=attr_names,
+            seen_classes=seen,
+            unseen_classes=unseen)
+        for name, value in checked.items():  # frozen: set once, checked
             object.__setattr__(self, name, value)
 
     @staticmethod
@@ -238,9 +240,9 @@ class ClassSemantics:
                 f'give one name per {what}.')
         repeated = _repeated(names)
         if repeated:
-            listed = '; '.join(
-                f'{name!r} (' + ', '.join(f'entry {i}' for i in entries) + ')'
-                for name, entries in list(repeated.items())[:5])
+            listed = '; '.join(f'{name!r} (' +
+                               ', '.join(f'entry {i}' for i in entries) + ')'
+                               for name, entries in list(repeated.items())[:5])
             raise ZSLDataError(
                 f'{where}: {what}_names: duplicate {what} names: {listed}. '
                 'Each name must be unique: rename or remove the repeated '
@@ -252,9 +254,9 @@ class ClassSemantics:
              where: str) -> Optional[np.ndarray]:
         if values is None:
             return None
-        ids = np.asarray(
-            values.detach().cpu().numpy() if hasattr(values, 'detach') else
-            values).ravel()
+        if hasattr(values, 'detach'):  # a torch.Tensor
+            values = values.detach().cpu().numpy()
+        ids = np.asarray(values).ravel()
         if ids.size and ids.dtype.kind not in 'iu':
             if ids.dtype.kind != 'f' or np.any(ids != np.round(ids)):
                 raise ZSLDataError(
@@ -362,12 +364,12 @@ class ClassSemantics:
     __hash__ = None
 
 
-def as_class_semantics(semantics_or_attributes,
-                       seen_classes: IdsLike = None,
-                       unseen_classes: IdsLike = None,
-                       class_names: Optional[Sequence[str]] = None,
-                       source: str = 'set_class_semantics()'
-                       ) -> ClassSemantics:
+def as_class_semantics(
+        semantics_or_attributes,
+        seen_classes: IdsLike = None,
+        unseen_classes: IdsLike = None,
+        class_names: Optional[Sequence[str]] = None,
+        source: str = 'set_class_semantics()') -> ClassSemantics:
     """A :class:`ClassSemantics` as given, or made (and so validated) from
     the legacy arguments of ``set_class_semantics``.
 
@@ -383,12 +385,11 @@ def as_class_semantics(semantics_or_attributes,
         TypeError: if a ClassSemantics comes with legacy arguments.
     """
     if isinstance(semantics_or_attributes, ClassSemantics):
-        extra = [
-            name for name, value in (('seen_classes', seen_classes),
-                                     ('unseen_classes', unseen_classes),
-                                     ('class_names', class_names))
-            if value is not None
-        ]
+        legacy = dict(
+            seen_classes=seen_classes,
+            unseen_classes=unseen_classes,
+            class_names=class_names)
+        extra = [name for name, value in legacy.items() if value is not None]
         if extra:
             raise TypeError(
                 f'set_class_semantics() got a ClassSemantics and {extra}; '

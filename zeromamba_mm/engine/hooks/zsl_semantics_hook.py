@@ -195,8 +195,8 @@ class ZSLSemanticsHook(Hook):
                 problems.append(f'{phase}: {type(error).__name__}: {error}')
                 continue
             where = f'the {phase} dataset ({type(dataset).__name__}' + (
-                f", split={dataset.split!r})" if hasattr(dataset, 'split')
-                else ')')
+                f", split={dataset.split!r})"
+                if hasattr(dataset, 'split') else ')')
             if problems:
                 print_log(
                     'ZSLSemanticsHook: checkpoints record the class semantics '
@@ -239,8 +239,8 @@ class ZSLSemanticsHook(Hook):
             self._scored = self._scored_semantics(runner)
         semantics, where = self._scored
         meta = checkpoint.setdefault('meta', {})
-        runtime_info = (checkpoint.get('message_hub') or {}).get(
-            'runtime_info') or {}
+        runtime_info = (checkpoint.get('message_hub')
+                        or {}).get('runtime_info') or {}
         for dataset_meta in (meta.get('dataset_meta'),
                              runtime_info.get('dataset_meta')):
             value = (dataset_meta or {}).get('class_semantics')

@@ -85,13 +85,12 @@ class ZeroShotClassifier(ImageClassifier):
                     'loss(model, inputs, feats, data_samples) method.')
         self.train_signals = nn.ModuleList(signals)
 
-    def set_class_semantics(self,
-                            semantics_or_attributes: Union[ClassSemantics,
-                                                           ArrayLike],
-                            seen_classes: Optional[ArrayLike] = None,
-                            unseen_classes: Optional[ArrayLike] = None,
-                            class_names: Optional[Sequence[str]] = None
-                            ) -> None:
+    def set_class_semantics(
+            self,
+            semantics_or_attributes: Union[ClassSemantics, ArrayLike],
+            seen_classes: Optional[ArrayLike] = None,
+            unseen_classes: Optional[ArrayLike] = None,
+            class_names: Optional[Sequence[str]] = None) -> None:
         """Set the classes the model scores (on its head).
 
         Args:
