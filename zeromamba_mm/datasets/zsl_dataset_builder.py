@@ -5,12 +5,22 @@ Configs that say ``type='zeromamba_mm.ZSLDataset'`` (with ``data_format``
 registered builder; new configs may name the class itself
 (``zeromamba_mm.XLSA17Dataset``, ``zeromamba_mm.TableZSLDataset``).
 """
-from typing import Optional
+from typing import Optional, Type
 
 from zeromamba_mm.registry import DATASETS
 from .zsl_dataset import DATA_FORMATS, BaseZSLDataset
 
-__all__ = ['ZSLDataset', 'build_zsl_dataset']
+__all__ = ['ZSLDataset', 'build_zsl_dataset', 'built_class']
+
+
+def built_class(cfg: dict) -> Type[BaseZSLDataset]:
+    """The class :func:`build_zsl_dataset` builds for a config dict (by its
+    ``data_format``); tools read that class's arguments."""
+    name = cfg.get('data_format') or 'xlsa17'
+    if name not in DATA_FORMATS:
+        raise ValueError(f'Unknown data_format {name!r}; choose one of '
+                         f'{sorted(DATA_FORMATS)}.')
+    return DATA_FORMATS[name]
 
 
 @DATASETS.register_module(name='ZSLDataset')
@@ -30,11 +40,8 @@ def build_zsl_dataset(data_format: Optional[str] = None,
     Returns:
         BaseZSLDataset: The dataset.
     """
-    name = data_format or 'xlsa17'
-    if name not in DATA_FORMATS:
-        raise ValueError(f'Unknown data_format {name!r}; choose one of '
-                         f'{sorted(DATA_FORMATS)}.')
-    klass = DATA_FORMATS[name]
+    klass = built_class(dict(data_format=data_format))
+    name = klass.DATA_FORMAT
     mine = set(klass.FORMAT_ARGUMENTS)
     for other_name, other in DATA_FORMATS.items():
         foreign = sorted(set(kwargs) & set(other.FORMAT_ARGUMENTS) - mine)
@@ -52,6 +59,7 @@ def build_zsl_dataset(data_format: Optional[str] = None,
     return klass(data_format=name, **kwargs)
 
 
+build_zsl_dataset.built_class = built_class
 #: ``ZSLDataset(...)`` builds the dataset of ``data_format`` (see
 #: :func:`build_zsl_dataset`); configs name it ``zeromamba_mm.ZSLDataset``.
 ZSLDataset = build_zsl_dataset
