@@ -6,6 +6,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
@@ -118,3 +119,22 @@ def test_metric_and_inferencer_give_the_same_scores(trained):
     inferencer.add_classes('mixed', row)
     np.testing.assert_array_equal(inferencer.class_attributes[-1],
                                   row.astype(np.float32))
+
+
+def test_checkpoint_without_the_key_uses_the_dataset_meta(trained, tmp_path):
+    data_root, work_dir, checkpoint = trained
+    old = load_torch_file(checkpoint)
+    del old['meta']['zsl_class_semantics']
+    old['meta']['dataset_meta'].pop('class_semantics')
+    path = str(tmp_path / 'old.pth')
+    torch.save(old, path)
+    inferencer = ZSLInferencer(
+        _config(data_root, work_dir, 'orig_old'),
+        pretrained=path,
+        device='cpu')
+    # Older checkpoints: the training classes, normalised as asked.
+    assert inferencer.semantics.normalization == 'l2'
+    np.testing.assert_allclose(
+        np.linalg.norm(inferencer.class_attributes, axis=1), 1, rtol=1e-6)
+    assert inferencer.seen_classes.tolist() == \
+        old['meta']['dataset_meta']['seen_classes'].tolist()
