@@ -2,6 +2,7 @@
 the same class scores in the test metric and in ZSLInferencer: training
 records the class semantics it is tested on in the checkpoint, and inference
 restores them as stored (it used to L2-normalise them again)."""
+import glob
 import os.path as osp
 
 import numpy as np
@@ -138,3 +139,21 @@ def test_checkpoint_without_the_key_uses_the_dataset_meta(trained, tmp_path):
         np.linalg.norm(inferencer.class_attributes, axis=1), 1, rtol=1e-6)
     assert inferencer.seen_classes.tolist() == \
         old['meta']['dataset_meta']['seen_classes'].tolist()
+
+
+def test_resume_finds_the_stored_metainfo_equal(trained, tmp_path):
+    data_root, work_dir, checkpoint = trained
+    cfg = _config(data_root, str(tmp_path / 'resumed'), 'orig_resume')
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=2)
+    cfg.load_from, cfg.resume = checkpoint, True
+    runner = ZSLRunner.from_cfg(cfg)
+    runner.train()
+    logs = [
+        open(path).read()
+        for path in glob.glob(str(tmp_path / 'resumed' / '*' / '*.log'))
+    ]
+    assert logs
+    assert not any('dataset metainfo from the resumed checkpoint is different'
+                   in log for log in logs)
+    resumed = load_torch_file(str(tmp_path / 'resumed' / 'epoch_2.pth'))
+    assert resumed['meta']['zsl_class_semantics']['normalization'] == 'none'

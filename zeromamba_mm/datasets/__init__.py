@@ -1,4 +1,3 @@
-from zeromamba_mm.structures.class_semantics import ClassSemantics
 from .annotation import ZSLAnnotation, holdout_per_class
 from .class_semantics import load_class_semantics
 from .data_checks import ZSLDataError, normalize_rows
@@ -18,12 +17,11 @@ from .zsl_dataset import (BaseZSLDataset, CleanSplit, SampleLoadError,
 from .zsl_dataset_builder import ZSLDataset
 
 __all__ = [
-    'ClassSemantics', 'load_class_semantics', 'ZSLDataset', 'BaseZSLDataset',
-    'XLSA17Dataset', 'TableZSLDataset', 'CleanSplit', 'make_clean_split',
-    'ZSLAnnotation', 'ZSLDataError', 'SampleLoadError', 'PATH_PRESETS',
-    'register_path_preset', 'detect_path_preset', 'remap_image_paths',
-    'load_xlsa17', 'read_mat', 'normalize_rows', 'holdout_per_class',
-    'load_table_annotation', 'save_table_annotation', 'read_rows',
-    'make_demo_data', 'attribute_names', 'check_image_files',
-    'EpochAwareSampler', 'SeededIndex'
+    'load_class_semantics', 'ZSLDataset', 'BaseZSLDataset', 'XLSA17Dataset',
+    'TableZSLDataset', 'CleanSplit', 'make_clean_split', 'ZSLAnnotation',
+    'ZSLDataError', 'SampleLoadError', 'PATH_PRESETS', 'register_path_preset',
+    'detect_path_preset', 'remap_image_paths', 'load_xlsa17', 'read_mat',
+    'normalize_rows', 'holdout_per_class', 'load_table_annotation',
+    'save_table_annotation', 'read_rows', 'make_demo_data', 'attribute_names',
+    'check_image_files', 'EpochAwareSampler', 'SeededIndex'
 ]

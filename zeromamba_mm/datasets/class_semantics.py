@@ -24,9 +24,9 @@ from .mat_files import cell_strings, check_loc_unique, read_cell_names, \
 from .text_files import read_name_list, read_rows
 
 __all__ = [
-    'ClassSemantics', 'load_class_semantics', 'read_name_list',
-    'read_mat_attributes', 'read_npy_matrix', 'read_attribute_table',
-    'semantics_from_raw', 'as_names', 'checkpoint_semantics', 'ATTRIBUTE_KEYS'
+    'load_class_semantics', 'read_name_list', 'read_mat_attributes',
+    'read_npy_matrix', 'read_attribute_table', 'semantics_from_raw',
+    'as_names', 'checkpoint_semantics', 'ATTRIBUTE_KEYS'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]

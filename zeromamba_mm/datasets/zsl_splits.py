@@ -184,13 +184,17 @@ def split_metainfo(semantics: ClassSemantics,
     """The dataset metainfo of a split: the :class:`ClassSemantics` under
     ``class_semantics``, and for mmpretrain and older readers the same
     values under their own keys (``classes``, ``class_attributes``...)."""
+    # The repeated fields are copies, not the value's own objects: a resumed
+    # run compares the metainfo's pickle with the checkpoint's, where the
+    # stored value shares nothing with ``classes``.
     return dict(
         class_semantics=semantics,
-        classes=tuple(semantics.class_names),
+        classes=tuple(list(semantics.class_names)),
         class_attributes=semantics.attributes.copy(),
         seen_classes=semantics.seen_classes.copy(),
         unseen_classes=semantics.unseen_classes.copy(),
         classes_without_samples=np.asarray(
             classes_without_samples, dtype=np.int64),
-        attribute_names=semantics.attribute_names,
+        attribute_names=(None if semantics.attribute_names is None else tuple(
+            list(semantics.attribute_names))),
         num_attributes=semantics.num_attributes)

@@ -90,7 +90,7 @@ def load_classifier(config: str,
 
     Returns:
         tuple: ``(model, cfg, meta, semantics)``; ``semantics`` is the
-        :class:`~zeromamba_mm.datasets.ClassSemantics` of a zero-shot model
+        :class:`~zeromamba_mm.structures.ClassSemantics` of a zero-shot model
         (None otherwise).
     """
     from mmpretrain.apis import get_model

@@ -251,10 +251,32 @@ class ZSLSemanticsHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Make the stored ``class_semantics`` of ``meta['dataset_meta']`` a
-        :class:`ClassSemantics` again (``--resume`` compares it with the
-        training dataset's metainfo)."""
-        dataset_meta = (checkpoint.get('meta') or {}).get('dataset_meta')
-        value = (dataset_meta or {}).get('class_semantics') if isinstance(
-            dataset_meta, dict) else None
-        if isinstance(value, dict):
-            dataset_meta['class_semantics'] = ClassSemantics.from_meta(value)
+        :class:`ClassSemantics` again. ``--resume`` then compares the
+        metainfo with the training dataset's by pickle, which differs for
+        equal values read back from a file: when every value is equal, the
+        training dataset's own metainfo stands for it."""
+        meta = checkpoint.get('meta') or {}
+        dataset_meta = meta.get('dataset_meta')
+        if not isinstance(dataset_meta, dict) or not isinstance(
+                dataset_meta.get('class_semantics'), dict):
+            return
+        dataset_meta['class_semantics'] = ClassSemantics.from_meta(
+            dataset_meta['class_semantics'])
+        loader = self._loader_of(runner, 'train')
+        current = getattr(getattr(loader, 'dataset', None), 'metainfo', None)
+        if isinstance(current, dict) and _same_values(dataset_meta, current):
+            meta['dataset_meta'] = current
+
+
+def _same_values(first: dict, second: dict) -> bool:
+    """Whether two metainfo dicts hold equal values (arrays by value)."""
+    if set(first) != set(second):
+        return False
+    for key, value in first.items():
+        other = second[key]
+        if isinstance(value, np.ndarray) or isinstance(other, np.ndarray):
+            if not np.array_equal(np.asarray(value), np.asarray(other)):
+                return False
+        elif value != other:
+            return False
+    return True
