@@ -114,7 +114,7 @@ def test_semantics_must_be_set_and_match_the_head():
         model.set_class_semantics(torch.rand(NUM_CLASSES, 5), [0, 1], [1])
     nan = torch.rand(NUM_CLASSES, 5)
     nan[2, 3] = float('nan')
-    with pytest.raises(ValueError, match='NaN or inf'):
+    with pytest.raises(ValueError, match=r"1 NaN/inf value.*class 'class_2'"):
         model.set_class_semantics(nan, [0], [1])
 
 

@@ -85,9 +85,12 @@ def _registries():
     ]
 
 
-def _accepted_arguments(type_) -> Optional[List[str]]:
+def _accepted_arguments(type_,
+                        node: Optional[dict] = None) -> Optional[List[str]]:
     """The keyword arguments the class of a ``type=`` accepts, or None when
-    unknown (not found, or ``**kwargs`` passed on)."""
+    unknown (not found, or ``**kwargs`` passed on). A registered builder
+    function (``zeromamba_mm.ZSLDataset``) names the class it builds for
+    ``node`` through its ``built_class(node)``."""
     cls = type_ if inspect.isclass(type_) else None
     if isinstance(type_, str):
         for registry in _registries():
@@ -97,6 +100,11 @@ def _accepted_arguments(type_) -> Optional[List[str]]:
                 cls = None
             if cls is not None:
                 break
+    if cls is not None and not inspect.isclass(cls):
+        try:
+            cls = cls.built_class(node or {})
+        except Exception:  # another function, or an unknown format
+            cls = None
     if cls is None:
         return None
     names: List[str] = []
@@ -129,7 +137,7 @@ def _nested_problem(cfg: Config, option: str) -> Optional[str]:
         if child in node:
             continue
         where = '.'.join(parts[:depth + 1])
-        accepted = _accepted_arguments(node.get('type'))
+        accepted = _accepted_arguments(node.get('type'), node)
         if accepted is not None and child in accepted:
             return None  # a valid argument the config leaves at its default
         candidates = sorted(set(node.keys()) | set(accepted or []))

@@ -35,6 +35,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from mmengine.config import Config, DictAction
 
+import zeromamba_mm  # noqa: F401  (registers the modules; before mmpretrain)
+from zeromamba_mm.datasets import BaseZSLDataset, check_image_files
+from zeromamba_mm.registry import DATASETS
+from zeromamba_mm.utils.word_vectors import load_word_vectors
+
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 #: The dataset keys that choose the split or the processing, not the data.
 NOT_DATA_KEYS = ('split', 'pipeline', 'test_mode', 'lazy_init',
@@ -164,7 +169,6 @@ def loader_data_mismatches(cfg: Config) -> List[str]:
 
 def build_dataset(dataset: dict, split: Optional[str] = None):
     """Build a dataset without its pipeline and image check (done here)."""
-    from zeromamba_mm.registry import DATASETS
     cfg = dict(dataset, pipeline=[], check_images=False)
     cfg.pop('_scope_', None)
     if split is not None:
@@ -244,7 +248,6 @@ def check_model_fit(cfg: Config, num_classes: int, num_attributes: int,
         return
     if not isinstance(source, str):
         return
-    from zeromamba_mm.utils.word_vectors import load_word_vectors
     try:
         vectors = load_word_vectors(source, num_attributes=num_attributes)
     except Exception as error:  # every problem is reported, not raised
@@ -323,7 +326,6 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
                   cfg: Config, args: argparse.Namespace,
                   report: Report) -> None:
     """Check one dataset (the files of one or more loaders)."""
-    from zeromamba_mm.datasets import ZSLDataset, check_image_files
     print(f'\n{label}: {data_identity(dataset_cfg)}')
     paths: Dict[str, List[str]] = {}
     first = None
@@ -348,7 +350,7 @@ def check_dataset(dataset_cfg: dict, splits: List[str], label: str,
                 report.error(f'{attributes_of}: attributes: {error}')
             check_model_fit(cfg, len(dataset.metainfo['classes']),
                             int(dataset.metainfo['num_attributes']), report)
-        if split in ZSLDataset.CLEAN_SPLITS and not clean_reported:
+        if split in BaseZSLDataset.CLEAN_SPLITS and not clean_reported:
             report_clean_split(dataset, dataset_cfg, report)
             clean_reported = True
         paths[split] = check_split(dataset, split, report, where)
@@ -386,7 +388,6 @@ def run_checks() -> int:
     args = parse_args()
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    import zeromamba_mm  # noqa: F401  (registers, config package)
     cfg = load_config(args)
     report = Report()
     print(f'check_data: {args.target}')

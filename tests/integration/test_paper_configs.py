@@ -16,7 +16,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 
-from zeromamba_mm.datasets.xlsa17 import PATH_PRESETS
+from zeromamba_mm.datasets import PATH_PRESETS
 from .recompute import load_dump, recompute
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -27,6 +27,7 @@ import torch
 from mmcv.image import imread
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmpretrain.apis import get_model
@@ -34,9 +35,13 @@ from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 
 from zeromamba_mm.checkpoint import load_model_weights
-from zeromamba_mm.datasets.class_semantics import (ClassSemantics,
+from zeromamba_mm.datasets.class_semantics import (checkpoint_semantics,
                                                    load_class_semantics)
 from zeromamba_mm.evaluation.functional import SCORE_SPACES, to_score_space
+from zeromamba_mm.models.utils.semantics_adapter import \
+    set_model_class_semantics
+from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
+                                                     ClassSemantics)
 from .model_zoo import list_plugin_models, resolve_model
 
 __all__ = ['ZSLInferencer', 'LABEL_SPACES', 'list_images']
@@ -86,17 +91,20 @@ class ZSLInferencer(BaseInferencer):
         device (str | torch.device, optional): Defaults to CUDA if available.
         class_attributes (str | Path | array, optional): The classes to score
             (``.npy``/``.csv``/xlsa17 ``att_splits.mat`` or a (C, A) array).
-            Defaults to the training classes in the checkpoint's
-            ``meta['dataset_meta']``.
+            Defaults to the classes the checkpoint was tested on
+            (``meta['zsl_class_semantics']``, used as stored: the rows the
+            model was trained with), else (older checkpoints) the training
+            classes in ``meta['dataset_meta']``.
         class_names (str | Sequence[str], optional): Class names (a list or a
             text file). Defaults to the file's.
         seen_classes (Sequence[int | str], optional): Ids or names of the
             training classes, needed for ``gamma`` and ``label_space``.
         attribute_names (str | Sequence[str], optional): Attribute names (in
             pictures). Defaults to the file's or the dataset metainfo's.
-        normalize_attributes (bool): L2-normalise class rows (the xlsa17
-            ``att`` convention), also for :meth:`add_classes`. Defaults to
-            True.
+        normalize_attributes (bool): L2-normalise the rows of
+            ``class_attributes`` (the xlsa17 ``att`` convention). Classes
+            added by :meth:`add_classes` get the normalisation of the classes
+            scored. Defaults to True.
         checkpoint (str, optional): Alias of ``pretrained``.
         **kwargs: Model config overrides, as in ``get_model``.
 
@@ -151,6 +159,18 @@ class ZSLInferencer(BaseInferencer):
         self.normalize_attributes = normalize_attributes
         dataset_meta = meta.get('dataset_meta') or getattr(
             self.model, '_dataset_meta', None) or {}
+        stored = checkpoint_semantics(meta, str(pretrained), class_names,
+                                      seen_classes, attribute_names)
+        if class_attributes is None and stored is not None:
+            self._apply(stored)  # as recorded: no re-normalisation
+            return
+        if class_attributes is None and isinstance(pretrained, (str, Path)):
+            print_log(
+                f'{pretrained} has no meta.{CHECKPOINT_META_KEY} (a '
+                'checkpoint of an older version): scoring the training '
+                "classes of meta['dataset_meta'], normalised as "
+                f'normalize_attributes={normalize_attributes} says.',
+                logger='current')
         if class_attributes is None:
             if dataset_meta.get('class_attributes') is None:
                 raise ValueError(
@@ -229,9 +249,10 @@ class ZSLInferencer(BaseInferencer):
         Args:
             names (str | Sequence[str]): Name(s) of the new class(es):
                 non-empty, distinct, and not a name already scored.
-            attributes (array): (A,) or (N, A) attribute vector(s), in the
-                units of the existing classes (normalised like them); A is
-                the model's ``num_attributes``.
+            attributes (array): (A,) or (N, A) raw attribute vector(s), in
+                the units of the class file; they get the normalisation
+                recorded for the scored classes (``semantics.normalization``).
+                A is the model's ``num_attributes``.
 
         Raises:
             ValueError: on an empty or repeated name, or attributes of
@@ -262,15 +283,17 @@ class ZSLInferencer(BaseInferencer):
         if clash:
             raise ValueError(f'Classes {clash[:5]} already exist; use '
                              'set_classes() to change them.')
-        new = load_class_semantics(
-            attributes, class_names=names, normalize=self.normalize_attributes)
         old = self.semantics
+        added = np.arange(old.num_classes, old.num_classes + len(names))
+        unseen = (None if old.unseen_classes is None else np.concatenate(
+            [old.unseen_classes, added]))
+        # New rows get the normalisation of the classes scored so far.
         self._apply(
-            ClassSemantics(
-                attributes=np.concatenate([old.attributes, new.attributes]),
-                class_names=old.class_names + new.class_names,
-                seen_classes=old.seen_classes,
-                attribute_names=old.attribute_names,
+            old.replace(
+                attributes=np.concatenate(
+                    [old.attributes, old.normalize_new_rows(attributes)]),
+                class_names=old.class_names + tuple(names),
+                unseen_classes=unseen,
                 source=f'{old.source} + added classes'))
 
     def _apply(self, semantics: ClassSemantics) -> None:
@@ -280,15 +303,7 @@ class ZSLInferencer(BaseInferencer):
                 f'{semantics.num_attributes} attributes per class, but the '
                 f"model's head ({type(self.model.head).__name__}) was built "
                 f'with num_attributes={self.num_attributes}.')
-        if hasattr(self.model, 'set_class_semantics'):
-            self.model.set_class_semantics(
-                semantics.attributes,
-                seen_classes=semantics.seen_classes,
-                unseen_classes=semantics.unseen_classes,
-                class_names=semantics.class_names)
-        else:  # a plain mmpretrain ImageClassifier with an attribute head
-            self.model.head.set_class_semantics(
-                semantics.attributes, seen_classes=semantics.seen_classes)
+        set_model_class_semantics(self.model, semantics)
         self.semantics = semantics
 
     # ------------------------------------------------------------ inference

@@ -44,7 +44,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .xlsa17 import DEMO_PATH_PREFIX
+from .path_rules import DEMO_PATH_PREFIX
 
 __all__ = [
     'ATTRIBUTE_GROUPS', 'attribute_names', 'sample_demo_classes',

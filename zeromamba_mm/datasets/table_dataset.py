@@ -3,20 +3,20 @@ from typing import Tuple
 
 from zeromamba_mm.registry import DATASETS
 from .table_format import load_table_annotation
-from .xlsa17 import ZSLAnnotation
-from .zsl_dataset import DATA_FORMATS, ZSLDataset
+from .annotation import ZSLAnnotation
+from .zsl_dataset import BaseZSLDataset
 
 __all__ = ['TableZSLDataset']
 
 
 @DATASETS.register_module()
-class TableZSLDataset(ZSLDataset):
+class TableZSLDataset(BaseZSLDataset):
     """A zero-shot dataset made of plain tables: a class list, a
     class-attribute table and an image list (formats in
     :mod:`zeromamba_mm.datasets.table_format`).
 
     Built by ``ZSLDataset(data_format='table', ...)``. See
-    :class:`~zeromamba_mm.datasets.ZSLDataset` for the splits, the metainfo
+    :class:`~zeromamba_mm.datasets.BaseZSLDataset` for the splits, the metainfo
     and the common arguments. Image paths are relative to ``img_prefix``.
 
     Args:
@@ -34,11 +34,14 @@ class TableZSLDataset(ZSLDataset):
         allow_paths_outside_prefix (bool): Accept absolute image paths and
             paths climbing out of ``img_prefix`` with ``..``. Defaults to
             False.
-        **kwargs: The common arguments of ``ZSLDataset`` and mmpretrain's
+        **kwargs: The common arguments of ``BaseZSLDataset`` and mmpretrain's
             ``BaseDataset``.
     """
 
     DATA_FORMAT = 'table'
+    FORMAT_ARGUMENTS = ('class_list_file', 'attribute_file', 'image_list_file',
+                        'holdout_ratio', 'holdout_seed',
+                        'allow_paths_outside_prefix')
 
     def __init__(self,
                  data_root: str = '',
@@ -69,6 +72,3 @@ class TableZSLDataset(ZSLDataset):
             allow_paths_outside_prefix=self.allow_paths_outside_prefix,
             backend_args=self.backend_args)
         return annotation, self.image_list_file
-
-
-DATA_FORMATS[TableZSLDataset.DATA_FORMAT] = TableZSLDataset

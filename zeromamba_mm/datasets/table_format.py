@@ -34,19 +34,18 @@ and a test split (a leak), and image paths that are absolute or climb out of
 the image root with ``..`` (unless ``allow_paths_outside_prefix=True``).
 """
 import csv
-import io
 import os
 import os.path as osp
 import posixpath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.fileio import get_file_backend
 
-from .data_checks import (ZSLDataError, check_finite, check_no_duplicates,
-                          normalize_rows)
+from .annotation import ZSLAnnotation, holdout_per_class
+from .class_semantics import (normalization_of, read_attribute_table,
+                              read_npy_matrix, semantics_from_raw)
+from .data_checks import ZSLDataError, check_finite, check_no_duplicates
 from .text_files import read_name_list, read_rows, read_text
-from .xlsa17 import ZSLAnnotation, holdout_per_class
 
 __all__ = [
     'load_table_annotation', 'save_table_annotation', 'read_rows', 'read_text',
@@ -56,11 +55,6 @@ __all__ = [
 CLASS_SPLITS = ('seen', 'unseen')
 IMAGE_SPLITS = ('trainval', 'test_seen', 'test_unseen')
 _PATH_HEADERS = ('path', 'img_path', 'image', 'image_path', 'file', 'filename')
-
-
-def _backend(path: str, backend_args: Optional[dict]):
-    return get_file_backend(
-        path, backend_args=backend_args, enable_singleton=True)
 
 
 def _read_class_list(
@@ -91,85 +85,13 @@ def _read_names(path: str, expected: int, what: str, other: str,
     return tuple(names)
 
 
-def read_attribute_table(
-    path: str,
-    backend_args: Optional[dict] = None,
-    first_column: Optional[str] = None
-) -> Tuple[Tuple[str, ...], np.ndarray, Tuple[str, ...]]:
-    """Read a class-attribute CSV: a header ``class,attr_1,attr_2,...`` and
-    one ``name,v_1,v_2,...`` row per class.
-
-    Args:
-        path (str): Path or URI of the CSV file.
-        backend_args (dict, optional): Arguments of the file backend.
-        first_column (str, optional): The name the header's first column
-            must have (any case), e.g. ``'class'``; None accepts any.
-
-    Returns:
-        tuple: class names, the (C, A) float64 values and the A attribute
-        names, in file order.
-
-    Raises:
-        ZSLDataError: naming file and line, on a bad header, a row of
-            another length, a value that is not a number or is NaN/inf, and
-            a class or attribute name listed twice.
-    """
-    rows = read_rows(path, backend_args)
-    header = rows[0][1]
-    attr_names = tuple(header[1:])
-    if not attr_names or (first_column is not None
-                          and header[0].lower() != first_column):
-        raise ZSLDataError(
-            f'{path}: the first row must be the header "class,attr_1,'
-            f'attr_2,..." (one column per attribute), got {header[:4]}.')
-    check_no_duplicates(
-        attr_names,
-        path,
-        'attribute names',
-        key='header',
-        place=lambda j: f'column {j + 2}')
-    check_no_duplicates([fields[0] for _, fields in rows[1:]],
-                        path,
-                        'class names',
-                        place=lambda i: f'line {rows[i + 1][0]}')
-    names, values = [], []
-    for lineno, fields in rows[1:]:
-        if len(fields) != len(header):
-            raise ZSLDataError(
-                f'{path}:{lineno}: {len(fields) - 1} attribute values but '
-                f'the header names {len(attr_names)} attributes.')
-        try:
-            row = np.asarray(fields[1:], dtype=np.float64)
-        except ValueError as e:
-            raise ZSLDataError(f'{path}:{lineno}: {e}') from e
-        bad = np.flatnonzero(~np.isfinite(row))
-        if bad.size:
-            raise ZSLDataError(
-                f'{path}:{lineno}: class {fields[0]!r} has NaN/inf for '
-                f'attribute(s) {[attr_names[j] for j in bad[:5]]} '
-                f'({[fields[1 + j] for j in bad[:5]]}). Fill in the missing '
-                'values before training.')
-        names.append(fields[0])
-        values.append(row)
-    if not names:
-        raise ZSLDataError(f'{path} has a header but no class rows.')
-    return tuple(names), np.stack(values), attr_names
-
-
 def _read_attributes(path: str, class_names: List[str], class_list_file: str,
                      attribute_names_file: Optional[str],
                      backend_args: Optional[dict]):
     num_classes = len(class_names)
     if path.endswith('.npy'):
-        backend = _backend(path, backend_args)
-        if not backend.exists(path):
-            raise FileNotFoundError(f'Attribute file not found: {path}')
-        try:
-            matrix = np.load(io.BytesIO(backend.get(path)), allow_pickle=False)
-        except ValueError as e:
-            raise ZSLDataError(f'Cannot read {path} as a plain .npy array '
-                               f'(pickled arrays are refused): {e}') from e
-        if matrix.ndim != 2 or matrix.shape[0] != num_classes:
+        matrix = read_npy_matrix(path, backend_args)
+        if matrix.shape[0] != num_classes:
             raise ZSLDataError(
                 f'{path} has shape {matrix.shape} but {class_list_file} '
                 f'lists {num_classes} classes: expected ({num_classes}, A).')
@@ -178,7 +100,6 @@ def _read_attributes(path: str, class_names: List[str], class_list_file: str,
             names = _read_names(attribute_names_file, matrix.shape[1],
                                 'attribute names', f'{path} (columns)',
                                 backend_args)
-        matrix = matrix.astype(np.float64)
         check_finite(matrix, path, class_names, names)
         return matrix, names
 
@@ -317,16 +238,11 @@ def load_table_annotation(
     Returns:
         ZSLAnnotation: With the declared seen/unseen classes.
     """
-    if attribute_key not in ('att', 'original_att'):
-        raise ValueError("attribute_key must be 'att' or 'original_att', got "
-                         f'{attribute_key!r}.')
+    normalization = normalization_of(attribute_key)
     class_names, is_seen = _read_class_list(class_list_file, backend_args)
     raw, attr_names = _read_attributes(attribute_file, class_names,
                                        class_list_file, attribute_names_file,
                                        backend_args)
-    attributes = (
-        normalize_rows(raw, attribute_file)
-        if attribute_key == 'att' else raw.astype(np.float32))
 
     class_index = {name: i for i, name in enumerate(class_names)}
     paths, labels, row_splits, lines = _read_image_list(
@@ -370,15 +286,19 @@ def load_table_annotation(
         raise ZSLDataError(
             f'{len(empty)} seen class(es) of {class_list_file} have no '
             f'trainval image in {image_list_file}: {empty[:5]}.')
+    semantics = semantics_from_raw(
+        raw,
+        normalization,
+        attribute_file,
+        class_names=class_names,
+        attribute_names=attr_names,
+        seen_classes=seen,
+        unseen_classes=unseen)
     return ZSLAnnotation(
-        class_names=tuple(class_names),
-        attributes=attributes,
+        semantics=semantics,
         image_paths=paths,
         labels=labels,
         splits=splits,
-        attribute_names=attr_names,
-        seen_classes=seen,
-        unseen_classes=unseen,
         source=f'{class_list_file} + {attribute_file} + {image_list_file}')
 
 

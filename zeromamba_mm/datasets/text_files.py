@@ -2,14 +2,17 @@
 
 CSV rows with their line numbers (so that every message can name
 ``file:line``) and name lists (one class or attribute name per line, each
-listed once). Files are read through :mod:`mmengine.fileio`, so they may
-live on any registered backend.
+listed once). Files are read with :func:`mmengine.fileio.get_text` and
+:func:`mmengine.list_from_file`, so they may live on any registered backend;
+what those raise is turned into messages that name the file and line.
 """
+import codecs
 import csv
 import io
 from typing import List, Optional, Tuple
 
-from mmengine.fileio import get_file_backend
+from mmengine import list_from_file
+from mmengine.fileio import get, get_file_backend, get_text
 
 from .data_checks import ZSLDataError, check_no_duplicates
 
@@ -30,18 +33,33 @@ def read_text(path: str,
         FileNotFoundError: if the file does not exist.
         ZSLDataError: on a byte that is not UTF-8, naming file and line.
     """
-    backend = _backend(path, backend_args)
-    if not backend.exists(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
-    raw = backend.get(path)
+    _require_file(path, backend_args, what)
     try:
-        return raw.decode('utf-8-sig')
+        return get_text(path, encoding='utf-8-sig', backend_args=backend_args)
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
-        raise ZSLDataError(
-            f'{path}:{line}: byte {raw[e.start:e.start + 1]!r} is not UTF-8 '
-            f'({e.reason}). Save the file as UTF-8 (in Excel: "CSV UTF-8").'
-        ) from e
+        raise _not_utf8(path, backend_args, e) from e
+
+
+def _require_file(path: str, backend_args: Optional[dict], what: str):
+    if not _backend(path, backend_args).exists(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+
+
+def _not_utf8(path: str, backend_args: Optional[dict],
+              error: UnicodeDecodeError) -> ZSLDataError:
+    """Name the file, line and byte that is not UTF-8, with the fix."""
+    raw = get(path, backend_args=backend_args)
+    body = raw[len(codecs.BOM_UTF8):] if raw.startswith(
+        codecs.BOM_UTF8) else raw
+    try:  # the offset of the first bad byte, without the BOM's shift
+        body.decode('utf-8')
+        start, reason = error.start, error.reason
+    except UnicodeDecodeError as e:
+        start, reason = e.start, e.reason
+    line = body[:start].count(b'\n') + 1
+    return ZSLDataError(
+        f'{path}:{line}: byte {body[start:start + 1]!r} is not UTF-8 '
+        f'({reason}). Save the file as UTF-8 (in Excel: "CSV UTF-8").')
 
 
 def read_rows(
@@ -94,8 +112,17 @@ def read_name_list(path: str,
         FileNotFoundError: if the file does not exist.
         ZSLDataError: on a name listed twice, naming both lines.
     """
-    rows = read_rows(path, backend_args, what)
-    names = tuple(','.join(fields) for _, fields in rows)
+    _require_file(path, backend_args, what)
+    try:
+        lines = list_from_file(
+            path, encoding='utf-8-sig', backend_args=backend_args)
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, backend_args, e) from e
+    rows = [(number, line.strip()) for number, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith('#')]
+    if not rows:
+        raise ZSLDataError(f'{path} holds no names.')
+    names = tuple(name for _, name in rows)
     check_no_duplicates(
         names, path, 'names', place=lambda i: f'line {rows[i][0]}')
     return names

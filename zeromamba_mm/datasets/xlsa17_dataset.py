@@ -2,20 +2,21 @@
 from typing import Optional, Tuple
 
 from zeromamba_mm.registry import DATASETS
-from .xlsa17 import ZSLAnnotation, load_xlsa17
-from .zsl_dataset import DATA_FORMATS, ZSLDataset
+from .annotation import ZSLAnnotation
+from .xlsa17 import load_xlsa17
+from .zsl_dataset import BaseZSLDataset
 
 __all__ = ['XLSA17Dataset']
 
 
 @DATASETS.register_module()
-class XLSA17Dataset(ZSLDataset):
+class XLSA17Dataset(BaseZSLDataset):
     """The proposed splits of `Xian et al. (TPAMI 2018)
     <https://arxiv.org/abs/1707.00600>`_: ``att_splits.mat`` +
     ``res101.mat`` (``features`` is never read).
 
     Built by ``ZSLDataset(...)`` (the default ``data_format='xlsa17'``). See
-    :class:`~zeromamba_mm.datasets.ZSLDataset` for the splits, the metainfo
+    :class:`~zeromamba_mm.datasets.BaseZSLDataset` for the splits, the metainfo
     and the common arguments.
 
     Args:
@@ -31,11 +32,13 @@ class XLSA17Dataset(ZSLDataset):
         path_rule (dict, optional): For any other dataset:
             ``dict(old_prefix=..., new_prefix='')`` or ``dict(keep_last=N)``.
             With neither a preset nor a rule, paths are used as stored.
-        **kwargs: The common arguments of ``ZSLDataset`` and mmpretrain's
+        **kwargs: The common arguments of ``BaseZSLDataset`` and mmpretrain's
             ``BaseDataset``.
     """
 
     DATA_FORMAT = 'xlsa17'
+    FORMAT_ARGUMENTS = ('split_file', 'image_list_file', 'path_preset',
+                        'path_rule')
 
     def __init__(self,
                  data_root: str = '',
@@ -61,6 +64,3 @@ class XLSA17Dataset(ZSLDataset):
             path_rule=self.path_rule,
             backend_args=self.backend_args)
         return annotation, self.split_file
-
-
-DATA_FORMATS[XLSA17Dataset.DATA_FORMAT] = XLSA17Dataset

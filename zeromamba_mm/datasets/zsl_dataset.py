@@ -1,11 +1,12 @@
-"""The base of the zero-shot datasets, and the ``ZSLDataset`` factory.
+"""The base of the zero-shot datasets.
 
-One class per file format shares this base: :class:`XLSA17Dataset`
-(``att_splits.mat`` + ``res101.mat``) and :class:`TableZSLDataset` (CSV
-tables). ``ZSLDataset(data_format=...)`` builds the one of that format, so
-configs keep saying ``type='zeromamba_mm.ZSLDataset'``.
+One registered class per file format shares this base:
+:class:`XLSA17Dataset` (``att_splits.mat`` + ``res101.mat``,
+``type='zeromamba_mm.XLSA17Dataset'``) and :class:`TableZSLDataset` (CSV
+tables, ``type='zeromamba_mm.TableZSLDataset'``); each adds itself to
+:data:`DATA_FORMATS`, from which the builder of :mod:`.zsl_dataset_builder`
+(``type='zeromamba_mm.ZSLDataset'``) picks one by ``data_format``.
 """
-import inspect
 import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -14,21 +15,20 @@ import numpy as np
 from mmengine.fileio import get_file_backend
 from mmpretrain.datasets import BaseDataset
 
-from zeromamba_mm.registry import DATASETS
-from .data_checks import check_no_duplicates
+from .annotation import ZSLAnnotation
+from .data_checks import ZSLDataError, check_no_duplicates
 from .image_check import CHECK_MODES, check_image_files
 from .samplers import seeded_rngs
 from .text_files import read_name_list
-from .xlsa17 import ZSLAnnotation, ZSLDataError
 from .zsl_splits import (CLEAN_SPLITS, CleanSplit, make_clean_split,
                          select_split)
 
 __all__ = [
-    'ZSLDataset', 'CleanSplit', 'make_clean_split', 'SampleLoadError',
+    'BaseZSLDataset', 'CleanSplit', 'make_clean_split', 'SampleLoadError',
     'DATA_FORMATS'
 ]
 
-#: data_format name -> dataset class (filled by the format modules).
+#: data_format name -> dataset class (each format class adds itself).
 DATA_FORMATS: Dict[str, type] = {}
 
 
@@ -36,17 +36,15 @@ class SampleLoadError(RuntimeError):
     """Raised when the pipeline fails on one sample; names its file."""
 
 
-@DATASETS.register_module()
-class ZSLDataset(BaseDataset):
+class BaseZSLDataset(BaseDataset):
     """Zero-shot learning dataset (CUB, SUN, AWA2, FLO, the demo, or yours).
 
-    The base of the format classes and, called itself, their factory:
-    ``ZSLDataset(data_format='xlsa17', ...)`` (the default) builds an
-    :class:`~zeromamba_mm.datasets.XLSA17Dataset` (the proposed splits of
-    `Xian et al. (TPAMI 2018) <https://arxiv.org/abs/1707.00600>`_),
-    ``ZSLDataset(data_format='table', ...)`` a
-    :class:`~zeromamba_mm.datasets.TableZSLDataset`; both are
-    ``ZSLDataset`` instances. Each sample is ``dict(img_path=...,
+    The base of the format classes :class:`~zeromamba_mm.datasets.
+    XLSA17Dataset` (the proposed splits of `Xian et al. (TPAMI 2018)
+    <https://arxiv.org/abs/1707.00600>`_) and
+    :class:`~zeromamba_mm.datasets.TableZSLDataset`; the builder
+    :func:`ZSLDataset` picks one by ``data_format``. Each sample is
+    ``dict(img_path=...,
     gt_label=<global class id>)``, so mmpretrain pipelines
     (``LoadImageFromFile``, ``Resize``, ``PackInputs``...) apply. Labels
     always come from the annotation, never from folder names. All files are
@@ -55,6 +53,10 @@ class ZSLDataset(BaseDataset):
 
     ``metainfo`` holds:
 
+    - ``class_semantics``: the split's
+      :class:`~zeromamba_mm.structures.ClassSemantics` (matrix and its
+      normalisation, names, seen/unseen ids); the keys below repeat its
+      fields for mmpretrain and older readers.
     - ``classes``: tuple of the C class names (``class_000``... when the file
       has none, as FLO's).
     - ``class_attributes``: (C, A) float32 - the class-attribute matrix with
@@ -85,8 +87,8 @@ class ZSLDataset(BaseDataset):
     Args:
         data_root (str): Root of the files below. Defaults to ''.
         split (str): One of the splits above. Defaults to ``'trainval'``.
-        data_format (str, optional): ``'xlsa17'`` (default) or ``'table'``;
-            chooses the class when ``ZSLDataset`` itself is built.
+        data_format (str, optional): The class's own format name
+            (``'xlsa17'`` or ``'table'``), or None.
         img_prefix (str): Image root; relative paths are joined to
             ``data_root``. Defaults to ''.
         attribute_key (str): ``'att'`` (normalised) or ``'original_att'``
@@ -119,7 +121,8 @@ class ZSLDataset(BaseDataset):
             ``classes``...).
 
     Examples:
-        >>> ds = ZSLDataset(
+        >>> ds = ZSLDataset(  # the builder: data_format='xlsa17'
+
         ...     data_root='data/AWA2', split='test', path_preset='AWA2',
         ...     img_prefix='Animals_with_Attributes2/JPEGImages')
         >>> type(ds).__name__, ds.metainfo['class_attributes'].shape
@@ -132,18 +135,16 @@ class ZSLDataset(BaseDataset):
     SPLITS = STANDARD_SPLITS + CLEAN_SPLITS + OVERLAPPING_SPLITS
     #: Name of the file format (set by each format class).
     DATA_FORMAT: Optional[str] = None
+    #: The arguments of the format class's own ``__init__`` (the builder
+    #: names the format an argument of another format belongs to).
+    FORMAT_ARGUMENTS: Tuple[str, ...] = ()
     #: The pipeline is seeded from ``SeededIndex`` (EpochAwareSampler).
     accepts_seeded_indices = True
 
-    def __new__(cls, *args, **kwargs):
-        if cls is ZSLDataset:
-            name = kwargs.get('data_format') or 'xlsa17'
-            if name not in DATA_FORMATS:
-                raise ValueError(
-                    f'Unknown data_format {name!r}; choose one of '
-                    f'{sorted(DATA_FORMATS)}.')
-            cls = DATA_FORMATS[name]
-        return super().__new__(cls)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.DATA_FORMAT is not None:
+            DATA_FORMATS[cls.DATA_FORMAT] = cls
 
     def __init__(self,
                  data_root: str = '',
@@ -164,14 +165,15 @@ class ZSLDataset(BaseDataset):
                  test_mode: bool = False,
                  lazy_init: bool = False,
                  **kwargs):
-        if type(self) is ZSLDataset or self.DATA_FORMAT is None:
-            raise TypeError('ZSLDataset is the base of the format classes; '
-                            'build it through ZSLDataset(...) or a subclass.')
+        if self.DATA_FORMAT is None:
+            raise TypeError(
+                'BaseZSLDataset is the base of the format classes; build '
+                'XLSA17Dataset, TableZSLDataset or ZSLDataset(data_format='
+                '...).')
         if data_format is not None and data_format != self.DATA_FORMAT:
             raise ValueError(
                 f'{type(self).__name__} reads data_format='
                 f'{self.DATA_FORMAT!r}, got data_format={data_format!r}.')
-        self._refuse_other_formats_arguments(kwargs)
         if split not in self.SPLITS:
             raise ValueError(
                 f'Unknown split {split!r}; choose one of {self.SPLITS}.')
@@ -211,7 +213,8 @@ class ZSLDataset(BaseDataset):
                     f'{path} lists {len(names)} attribute names but '
                     f'{annotation.source} has {annotation.num_attributes} '
                     'attributes.')
-            annotation.attribute_names = tuple(names)
+            annotation.semantics = annotation.semantics.replace(
+                attribute_names=names)
         if class_names_file is not None:
             path = self._resolve(class_names_file)
             names = read_name_list(path, 'Class-name file', backend_args)
@@ -219,7 +222,8 @@ class ZSLDataset(BaseDataset):
                 raise ZSLDataError(
                     f'{path} lists {len(names)} class names but the dataset '
                     f'has {annotation.num_classes} classes.')
-            annotation.class_names = tuple(names)
+            annotation.semantics = annotation.semantics.replace(
+                class_names=names)
 
         self._indices_of_split, zsl_meta = self._select(
             annotation, split, clean_unseen_ratio, clean_val_ratio, clean_seed)
@@ -246,12 +250,13 @@ class ZSLDataset(BaseDataset):
                 f'metainfo/classes gives {len(given)} class names but the '
                 f'dataset has {annotation.num_classes} classes.')
         if given is not None:
-            check_no_duplicates(
-                [str(name) for name in given],
-                'metainfo',
-                'class names',
-                key='classes')
+            check_no_duplicates([str(name) for name in given],
+                                'metainfo',
+                                'class names',
+                                key='classes')
             zsl_meta['classes'] = tuple(given)
+            zsl_meta['class_semantics'] = zsl_meta['class_semantics'].replace(
+                class_names=tuple(given))
         self._metainfo.update(zsl_meta)
         self._warn_classes_without_samples()
         if not lazy_init:
@@ -261,38 +266,6 @@ class ZSLDataset(BaseDataset):
     def _load_annotation(self) -> Tuple[ZSLAnnotation, str]:
         """Read the files of the format: (annotation, ann_file)."""
         raise NotImplementedError
-
-    @classmethod
-    def _own_arguments(cls) -> set:
-        names = set()
-        for klass in cls.__mro__:
-            if klass is ZSLDataset:
-                break
-            if '__init__' in vars(klass):
-                names |= set(inspect.signature(klass.__init__).parameters)
-        return names - {'self', 'kwargs', 'data_root', 'split'}
-
-    def _refuse_other_formats_arguments(self, kwargs: dict) -> None:
-        """Name the format an argument belongs to (instead of a TypeError
-        deep in mmengine's BaseDataset). Another format's argument set to
-        None means "not used" and is dropped from ``kwargs``."""
-        mine = self._own_arguments()
-        for name, klass in DATA_FORMATS.items():
-            if klass is type(self):
-                continue
-            foreign = sorted((set(kwargs) & klass._own_arguments()) - mine)
-            for key in [k for k in foreign if kwargs[k] is None]:
-                del kwargs[key]
-                foreign.remove(key)
-            if foreign:
-                raise ValueError(
-                    f'{foreign} apply to data_format={name!r} '
-                    f'({klass.__name__}), not to data_format='
-                    f'{self.DATA_FORMAT!r} ({type(self).__name__}), which '
-                    f'takes {sorted(mine)} besides the common arguments. '
-                    'Delete them from the dataset dict (or set them to '
-                    'None); if a base config sets them, start the dict with '
-                    '_delete_=True.')
 
     def _backend(self, path: str):
         return get_file_backend(

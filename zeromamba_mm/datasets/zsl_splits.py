@@ -8,12 +8,13 @@ from typing import NamedTuple, Tuple
 
 import numpy as np
 
+from zeromamba_mm.structures.class_semantics import ClassSemantics
+from .annotation import ZSLAnnotation, holdout_per_class
 from .data_checks import ZSLDataError
-from .xlsa17 import ZSLAnnotation, holdout_per_class
 
 __all__ = [
     'CleanSplit', 'make_clean_split', 'protocol_classes', 'select_split',
-    'CLEAN_SPLITS'
+    'split_metainfo', 'CLEAN_SPLITS'
 ]
 
 #: The splits of the clean validation protocol (see :func:`make_clean_split`).
@@ -98,8 +99,7 @@ def protocol_classes(
     unseen ones the declared ones, else every other class of the list.
 
     Raises:
-        ZSLDataError: if they overlap or a split holds an image of the
-            other group.
+        ZSLDataError: if a split holds an image of the other group.
     """
     labels, splits = annotation.labels, annotation.splits
     seen = annotation.seen_classes
@@ -108,13 +108,9 @@ def protocol_classes(
     unseen = annotation.unseen_classes
     if unseen is None:  # the rest of the class list
         unseen = np.setdiff1d(np.arange(annotation.num_classes), seen)
+    # Disjoint and in range: checked by ClassSemantics when it was made.
     seen = np.sort(np.asarray(seen, dtype=np.int64))
     unseen = np.sort(np.asarray(unseen, dtype=np.int64))
-    both = np.intersect1d(seen, unseen)
-    if both.size:
-        raise ZSLDataError(
-            f'{annotation.source}: seen and unseen classes overlap: '
-            f'{[annotation.class_names[c] for c in both[:5]]}.')
     for name, allowed, kind in (('trainval', seen, 'seen'), ('test_seen', seen,
                                                              'seen'),
                                 ('test_unseen', unseen, 'unseen')):
@@ -141,10 +137,8 @@ def select_split(annotation: ZSLAnnotation, split: str, unseen_ratio: float,
 
     Returns:
         tuple[np.ndarray, dict]: int64 indices into the annotation's images
-        and the metainfo (``classes``, ``class_attributes``,
-        ``seen_classes``, ``unseen_classes``, ``classes_without_samples``,
-        ``attribute_names``, ``num_attributes``) of the protocol the split
-        belongs to.
+        and the metainfo (see :func:`split_metainfo`) of the protocol the
+        split belongs to.
     """
     seen, unseen = protocol_classes(annotation)
     splits, labels = annotation.splits, annotation.labels
@@ -180,14 +174,27 @@ def select_split(annotation: ZSLAnnotation, split: str, unseen_ratio: float,
     }.get(split, np.union1d(seen, unseen))
     indices = np.asarray(indices, dtype=np.int64)
     without = np.setdiff1d(expected, labels[indices]).astype(np.int64)
-    meta = dict(
-        classes=tuple(annotation.class_names),
-        class_attributes=np.ascontiguousarray(
-            annotation.attributes, dtype=np.float32),
-        seen_classes=np.asarray(seen, dtype=np.int64),
-        unseen_classes=np.asarray(unseen, dtype=np.int64),
-        classes_without_samples=without,
-        attribute_names=(tuple(annotation.attribute_names)
-                         if annotation.attribute_names else None),
-        num_attributes=annotation.num_attributes)
-    return indices, meta
+    semantics = annotation.semantics.replace(
+        seen_classes=seen, unseen_classes=unseen)
+    return indices, split_metainfo(semantics, without)
+
+
+def split_metainfo(semantics: ClassSemantics,
+                   classes_without_samples: np.ndarray) -> dict:
+    """The dataset metainfo of a split: the :class:`ClassSemantics` under
+    ``class_semantics``, and for mmpretrain and older readers the same
+    values under their own keys (``classes``, ``class_attributes``...)."""
+    # The repeated fields are copies, not the value's own objects: a resumed
+    # run compares the metainfo's pickle with the checkpoint's, where the
+    # stored value shares nothing with ``classes``.
+    return dict(
+        class_semantics=semantics,
+        classes=tuple(list(semantics.class_names)),
+        class_attributes=semantics.attributes.copy(),
+        seen_classes=semantics.seen_classes.copy(),
+        unseen_classes=semantics.unseen_classes.copy(),
+        classes_without_samples=np.asarray(
+            classes_without_samples, dtype=np.int64),
+        attribute_names=(None if semantics.attribute_names is None else tuple(
+            list(semantics.attribute_names))),
+        num_attributes=semantics.num_attributes)

@@ -90,7 +90,7 @@ def load_classifier(config: str,
 
     Returns:
         tuple: ``(model, cfg, meta, semantics)``; ``semantics`` is the
-        :class:`~zeromamba_mm.datasets.ClassSemantics` of a zero-shot model
+        :class:`~zeromamba_mm.structures.ClassSemantics` of a zero-shot model
         (None otherwise).
     """
     from mmpretrain.apis import get_model
@@ -98,6 +98,7 @@ def load_classifier(config: str,
     from zeromamba_mm.apis.model_zoo import resolve_model
     from zeromamba_mm.checkpoint import load_model_weights
     from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
+    from zeromamba_mm.datasets.class_semantics import checkpoint_semantics
     cfg, _ = resolve_model(config, False)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -106,6 +107,19 @@ def load_classifier(config: str,
     model.eval()
     if not is_zero_shot(model):
         return model, cfg, meta, None
+    stored = checkpoint_semantics(meta, checkpoint)
+    if class_attributes is None and stored is not None:
+        # The rows the model was tested with, as training recorded them.
+        inferencer = ZSLInferencer(
+            model,
+            pretrained=False,
+            device='cpu',
+            class_attributes=stored.attributes,
+            class_names=stored.class_names,
+            seen_classes=stored.seen_classes,
+            attribute_names=stored.attribute_names,
+            normalize_attributes=False)
+        return model, cfg, meta, inferencer.semantics
     dataset_meta = meta.get('dataset_meta') or {}
     if class_attributes is None and dataset_meta.get(
             'class_attributes') is None:

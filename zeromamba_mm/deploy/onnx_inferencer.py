@@ -20,7 +20,7 @@ from mmengine.config import Config
 from mmpretrain.structures import DataSample
 
 from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
-from zeromamba_mm.datasets.class_semantics import ClassSemantics
+from zeromamba_mm.structures.class_semantics import ClassSemantics
 from .metadata import (DeployedModelError, check_mode, input_names,
                        load_onnx_model, read_metadata)
 
@@ -116,6 +116,8 @@ class ONNXZSLInferencer(ZSLInferencer):
                           if self.metadata['seen_classes'] else None),
             attribute_names=(None if self.metadata['attribute_names'] is None
                              else tuple(self.metadata['attribute_names'])),
+            # Not in the metadata: added classes are normalised as asked.
+            normalization='l2' if normalize_attributes else 'none',
             source=self.onnx_file)
         if class_attributes is None:
             # As exported: the matrix is already as the head uses it.

@@ -2,13 +2,13 @@
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from zeromamba_mm.registry import MODELS
-from ..heads.attribute_head import class_ids
+from zeromamba_mm.structures.class_semantics import (ClassSemantics,
+                                                     as_class_semantics)
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
 
@@ -23,8 +23,10 @@ class ZeroShotClassifier(ImageClassifier):
     ``ImageClassifier``. This class adds:
 
     - :meth:`set_class_semantics`, the model-level entry point that
-      :class:`~zeromamba_mm.engine.ZSLSemanticsHook` and the inferencer use,
-      with consistency checks of seen/unseen ids and class names;
+      :func:`~zeromamba_mm.models.utils.semantics_adapter.
+      set_model_class_semantics` uses (for the hook and the inferencer); it
+      keeps the :class:`~zeromamba_mm.structures.ClassSemantics` as
+      ``class_semantics``;
     - ``train_signals``: extra training losses (e.g. the IDML, OPERA or
       Mixup-twin signals of :mod:`zeromamba_mm.models.train_signals`), each a
       registered module with ``loss(model, inputs, feats, data_samples)``.
@@ -83,39 +85,37 @@ class ZeroShotClassifier(ImageClassifier):
                     'loss(model, inputs, feats, data_samples) method.')
         self.train_signals = nn.ModuleList(signals)
 
-    def set_class_semantics(self,
-                            class_attributes: ArrayLike,
-                            seen_classes: Optional[ArrayLike] = None,
-                            unseen_classes: Optional[ArrayLike] = None,
-                            class_names: Optional[Sequence[str]] = None
-                            ) -> None:
+    def set_class_semantics(
+            self,
+            semantics_or_attributes: Union[ClassSemantics, ArrayLike],
+            seen_classes: Optional[ArrayLike] = None,
+            unseen_classes: Optional[ArrayLike] = None,
+            class_names: Optional[Sequence[str]] = None) -> None:
         """Set the classes the model scores (on its head).
 
         Args:
-            class_attributes: (C, A) attribute vector of every class, in the
-                order of the global class ids.
-            seen_classes: Global ids of the training classes (needed for the
-                loss only). Defaults to none.
-            unseen_classes: Global ids of the classes never seen in training.
-                Only checked: in range and disjoint from ``seen_classes``
-                (the model scores all C classes anyway).
-            class_names: Names of the C classes; only checked for their
-                count.
+            semantics_or_attributes (ClassSemantics | array): The classes,
+                or (legacy form) the (C, A) attribute vector of every class
+                in the order of the global class ids, as the model uses
+                them.
+            seen_classes: Legacy form: global ids of the training classes
+                (needed for the loss only).
+            unseen_classes: Legacy form: global ids of the classes never
+                seen in training.
+            class_names: Legacy form: names of the C classes.
+
+        The legacy arguments are made into a
+        :class:`~zeromamba_mm.structures.ClassSemantics`, which checks them
+        (ids in range, seen and unseen disjoint, one name per class).
         """
-        num_classes = int(np.shape(class_attributes)[0])
-        seen = class_ids(seen_classes, num_classes, 'seen_classes',
-                         torch.device('cpu'))
-        unseen = class_ids(unseen_classes, num_classes, 'unseen_classes',
-                           torch.device('cpu'))
-        overlap = np.intersect1d(seen.numpy(), unseen.numpy())
-        if overlap.size:
-            raise ValueError(
-                f'Classes {overlap[:10].tolist()} are both seen and unseen.')
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(
-                f'Got {len(class_names)} class names for {num_classes} '
-                'classes in class_attributes.')
-        self.head.set_class_semantics(class_attributes, seen_classes=seen)
+        semantics = as_class_semantics(
+            semantics_or_attributes,
+            seen_classes=seen_classes,
+            unseen_classes=unseen_classes,
+            class_names=class_names,
+            source=f'{type(self).__name__}.set_class_semantics()')
+        self.head.set_class_semantics(semantics)
+        self.class_semantics = semantics
 
     def loss(self, inputs: Tensor,
              data_samples: List[DataSample]) -> Dict[str, Tensor]:

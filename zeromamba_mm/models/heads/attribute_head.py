@@ -39,30 +39,10 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from zeromamba_mm.registry import MODELS
+from zeromamba_mm.structures.class_semantics import (ClassSemantics,
+                                                     as_class_semantics)
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence]
-
-
-def class_ids(values: Optional[ArrayLike], num_classes: int, what: str,
-              device: torch.device) -> Tensor:
-    """Sorted unique long ids in ``[0, num_classes)`` (empty for None).
-
-    Args:
-        values: Ids (tensor, array or sequence), or None.
-        num_classes (int): Number of classes C the ids index.
-        what (str): Name used in the error message.
-        device (torch.device): Device of the result.
-    """
-    if values is None:
-        return torch.zeros(0, dtype=torch.long, device=device)
-    ids = torch.as_tensor(
-        np.asarray(values), dtype=torch.long, device=device).flatten()
-    if ids.numel() and (ids.min() < 0 or ids.max() >= num_classes):
-        raise ValueError(
-            f'{what} must be ids in [0, {num_classes}) (the number of rows of '
-            f'class_attributes); got min {int(ids.min())}, max '
-            f'{int(ids.max())}.')
-    return ids.unique(sorted=True)
 
 
 class AttributeHead(ClsHead):
@@ -128,23 +108,32 @@ class AttributeHead(ClsHead):
 
     # ----------------------------------------------------------- semantics
     def set_class_semantics(self,
-                            class_attributes: ArrayLike,
+                            semantics_or_attributes: Union[ClassSemantics,
+                                                           ArrayLike],
                             seen_classes: Optional[ArrayLike] = None) -> None:
         """Set the classes the head scores.
 
         Args:
-            class_attributes: (C, A) attribute vector of every class, in the
-                order of the global class ids.
-            seen_classes: Global ids of the training classes (needed by the
-                loss only). Defaults to none.
+            semantics_or_attributes (ClassSemantics | array): The classes,
+                or (legacy form) the (C, A) attribute vector of every class
+                in the order of the global class ids.
+            seen_classes: Legacy form: global ids of the training classes
+                (needed by the loss only). Checked by ClassSemantics.
         """
+        semantics = as_class_semantics(
+            semantics_or_attributes,
+            seen_classes=seen_classes,
+            source=f'{type(self).__name__}.set_class_semantics()')
         device = self.class_attributes.device
         attributes = torch.as_tensor(
-            np.asarray(class_attributes), dtype=torch.float32, device=device)
+            semantics.attributes, dtype=torch.float32, device=device)
         self.check_class_attributes(attributes)
         self.class_attributes = attributes
-        self.seen_classes = class_ids(seen_classes, attributes.shape[0],
-                                      'seen_classes', device)
+        seen = semantics.seen_classes
+        self.seen_classes = torch.as_tensor(
+            np.zeros(0) if seen is None else seen,
+            dtype=torch.long,
+            device=device)
 
     def check_class_attributes(self,
                                class_attributes: Optional[Tensor] = None
