@@ -5,6 +5,10 @@ Example::
     python tools/test.py configs/zeromamba_cub.py \
         work_dirs/zeromamba_cub/best_gzsl_H_epoch_N.pth
     bash tools/dist_test.sh configs/zeromamba_cub.py CHECKPOINT 8
+
+GZSL is scored at the checkpoint's operating point (γ and score space that
+training kept in its meta), else at the config's test metric's; the first
+line says which, and ``--gamma`` / ``--score-space`` override it.
 """
 import argparse
 import os.path as osp
@@ -20,6 +24,9 @@ from _common import (add_launch_args, build_runner,  # noqa: E402
                      fit_loaders_to_workers, is_rank_zero, load_config,
                      merge_launcher_env, parse_launch_args, prepare_work_dir,
                      register_all, set_work_dir, usage_error)
+from zeromamba_mm.evaluation import (gzsl_metric_cfgs,  # noqa: E402
+                                     resolve_operating_point)
+from zeromamba_mm.utils.safe_load import load_torch_file  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +55,23 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help='visualize every N-th test sample (with --show-dir)')
+    parser.add_argument(
+        '--gamma',
+        type=float,
+        default=None,
+        help="calibrated stacking γ (default: the checkpoint's operating "
+        "point, else the config's test metric's)")
+    parser.add_argument(
+        '--score-space',
+        choices=['softmax', 'raw'],
+        default=None,
+        help="score space of γ (default: the checkpoint's operating point)")
+    parser.add_argument(
+        '--curve',
+        metavar='DIR',
+        help='write the seen-unseen curve of the test as PNG and JSON into '
+        'DIR (new names, never overwriting; tools/plot_seen_unseen_curve.py '
+        'redraws the JSON)')
     add_launch_args(
         parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
@@ -90,11 +114,72 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.default_hooks.visualization.enable = True
         cfg.default_hooks.visualization.out_dir = args.show_dir
         cfg.default_hooks.visualization.interval = args.interval
+    if args.curve is not None:
+        hooks = [
+            h for h in cfg.get('custom_hooks', [])
+            if str(h.get('type', '')).endswith('SeenUnseenCurveHook')
+        ]
+        if not hooks:
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+                dict(type='zeromamba_mm.SeenUnseenCurveHook')
+            ]
+            hooks = cfg.custom_hooks[-1:]
+        for hook in hooks:
+            hook['out_dir'] = args.curve
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     fit_loaders_to_workers(cfg)
     return cfg
+
+
+def _option(cfg_options, name: str):
+    """``test_evaluator[...].<name>`` given by --cfg-options, or None."""
+    for key, value in (cfg_options or {}).items():
+        if key.startswith('test_evaluator') and key.endswith('.' + name):
+            return value
+    return None
+
+
+def apply_operating_point(cfg: Config, args: argparse.Namespace):
+    """Score at the checkpoint's operating point (see the module doc).
+
+    ``--gamma``/``--score-space`` (or the same keys of ``test_evaluator`` in
+    --cfg-options) override it. Every GZSLMetric of ``test_evaluator`` gets
+    the point as a fixed ``gamma`` with ``selected_on``.
+
+    Returns:
+        OperatingPoint: The point, for the header.
+    """
+    meta = {}
+    if '://' not in args.checkpoint:
+        loaded = load_torch_file(args.checkpoint, map_location='cpu')
+        if isinstance(loaded, dict) and isinstance(loaded.get('meta'), dict):
+            meta = loaded['meta']
+    gamma, by = args.gamma, '--gamma/--score-space'
+    space = args.score_space
+    option = _option(args.cfg_options, 'gamma')
+    if gamma is None and isinstance(option, (int, float)):
+        gamma, by = float(option), '--cfg-options'
+    option = _option(args.cfg_options, 'score_space')
+    if space is None and option is not None:
+        space, by = option, '--cfg-options'
+    try:
+        point = resolve_operating_point(
+            cfg,
+            meta,
+            source=args.checkpoint,
+            gamma=gamma,
+            score_space=space,
+            overridden_by=by)
+    except (ValueError, TypeError) as err:
+        usage_error(str(err))
+    for metric in gzsl_metric_cfgs(cfg):
+        metric.update(
+            gamma=point.gamma,
+            score_space=point.score_space,
+            selected_on=point.selected_on)
+    return point
 
 
 def describe_test_data(dataset) -> str:
@@ -134,12 +219,14 @@ def run() -> None:
     register_all()
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    point = apply_operating_point(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
     if is_rank_zero(cfg.launcher):
         prepare_work_dir(cfg.work_dir)
     runner = build_runner(cfg)
     if runner.rank == 0:
+        print(point.describe(), flush=True)
         # Builds the test loop (mmengine's property); runner.test() reuses it.
         print(
             describe_test_data(runner.test_loop.dataloader.dataset),

@@ -43,7 +43,8 @@ class AttributeAttention:
             attribute.
         pred_attributes (np.ndarray): (A,) predicted attribute vector ``Â``.
         class_scores (np.ndarray): (C,) raw class scores ``Â · a_c``.
-        pred_label (int): Top-1 class id (raw scores, all classes).
+        pred_label (int): Top-1 class id at the inferencer's operating
+            point (calibrated stacking, all classes).
         pred_class (str): Its name.
         shown (np.ndarray, optional): Ids of the attributes drawn, in panel
             order (set by :func:`visualize_attribute_attention`).
@@ -113,7 +114,8 @@ def compute_attribute_attention(
             f'{tuple(maps.shape)} per image; expected ({num_attributes}, h, '
             'w).')
     scores = pred.pred_score.float().cpu()
-    label = int(scores.argmax())
+    # The class tools/infer.py predicts: calibrated at the operating point.
+    label = int(inferencer.rank([pred], topk=1)[1][0, 0])
     return AttributeAttention(
         image=display_image(data['inputs']),
         maps=maps.numpy(),
