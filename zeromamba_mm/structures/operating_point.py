@@ -59,8 +59,11 @@ class OperatingPoint:
 
     def __post_init__(self) -> None:
         gamma = self.gamma
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-            try:  # numpy and torch scalars
+        if isinstance(gamma, (bool, str, bytes)) or not isinstance(
+                gamma, (int, float)):
+            try:  # numpy and torch scalars; text is no number here
+                if isinstance(gamma, (bool, str, bytes)):
+                    raise TypeError
                 gamma = float(gamma)
             except (TypeError, ValueError):
                 raise TypeError(
