@@ -286,8 +286,10 @@ def test_batch_size_must_be_positive(work, inferencer, batch_size):
 
 
 def test_cli_batch_size_zero(work, capsys):
-    argv = [work['config'], work['ckpt'], work['images'][0],
-            '--class-attributes', work['npy'], '--batch-size', '0']
+    argv = [
+        work['config'], work['ckpt'], work['images'][0], '--class-attributes',
+        work['npy'], '--batch-size', '0'
+    ]
     assert infer_tool.main(argv) == 1
     err = capsys.readouterr().err
     assert '--batch-size' in err and 'got 0' in err
@@ -417,7 +419,9 @@ def test_runner_checkpoint_classes_from_meta(work, tmp_path):
     expected, _ = reference_scores(work['model'], work['images'][0],
                                    work['att'])
     np.testing.assert_allclose(
-        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
 
 
 def test_malicious_checkpoint_is_refused(work, tmp_path):
@@ -443,13 +447,17 @@ def test_config_object_and_built_model(work):
         class_attributes=work['att'],
         device='cpu')
     np.testing.assert_allclose(
-        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
     model = build_model(work['config'])
     model._config = cfg
     inferencer = ZSLInferencer(
         model, class_attributes=work['att'], device='cpu')
     np.testing.assert_allclose(
-        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
 
 
 def test_model_names_and_list_models(work, tmp_path):

@@ -219,8 +219,8 @@ def test_old_files_operating_point_is_read():
     from zeromamba_mm.deploy.onnx_inferencer import exported_operating_point
     point = exported_operating_point(
         dict(gamma=0.3, score_space='raw', source='test_evaluator'), 'x.onnx')
-    assert (point.gamma, point.score_space, point.selected_on) == (
-        0.3, 'raw', 'test_evaluator')
+    assert (point.gamma, point.score_space,
+            point.selected_on) == (0.3, 'raw', 'test_evaluator')
 
 
 def test_export_tool_refuses_bad_arguments_before_exporting(demo, capsys):

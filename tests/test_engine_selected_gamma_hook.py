@@ -105,8 +105,7 @@ def test_paper_protocol_records_the_test_metric_point():
     checkpoint = {'meta': {}}
     hook.before_save_checkpoint(runner, checkpoint)
     point = OperatingPoint.from_meta(checkpoint['meta'][META_KEY])
-    assert (point.gamma, point.score_space, point.protocol) == (0.7,
-                                                                'softmax',
+    assert (point.gamma, point.score_space, point.protocol) == (0.7, 'softmax',
                                                                 'paper')
     assert 'config' in point.selected_on
     hook.before_test(fake_runner([GZSLMetric(gamma=0.3)]))  # nothing to do
@@ -123,12 +122,10 @@ def test_legacy_meta_mismatch_and_missing_selection():
     hook.before_test(runner)
     assert test.selected_point.gamma == 0.3
     assert 'epoch 1' in test.selected_point.selected_on
-    hook.after_load_checkpoint(
-        runner, {
-            'meta': {
-                META_KEY:
-                OperatingPoint(0.3, 'softmax', 'clean', 'x').to_meta()
-            }
-        })
+    hook.after_load_checkpoint(runner, {
+        'meta': {
+            META_KEY: OperatingPoint(0.3, 'softmax', 'clean', 'x').to_meta()
+        }
+    })
     with pytest.raises(ValueError, match="score_space='softmax'"):
         hook.before_test(runner)

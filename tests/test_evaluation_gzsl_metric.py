@@ -364,7 +364,8 @@ def test_real_two_process_evaluation(hub, tmp_path):
     for rank in range(2):  # the result is broadcast to every rank
         res = torch.load(f'{out}.{rank}', weights_only=True)
         assert res.pop('gzsl/operating_point') == ref['gzsl/operating_point']
-        assert res == pytest.approx(
-            {k: v
-             for k, v in ref.items() if k != 'gzsl/operating_point'})
+        assert res == pytest.approx({
+            k: v
+            for k, v in ref.items() if k != 'gzsl/operating_point'
+        })
         assert res['gzsl/num_samples'] == size

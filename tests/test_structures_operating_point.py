@@ -55,8 +55,10 @@ def test_meta_round_trip_is_weights_only_safe(tmp_path):
 
 
 def test_legacy_selected_gamma_is_read():
-    meta = {LEGACY_META_KEY: dict(gamma=0.4, score_space='raw', val_H=51.5,
-                                  epoch=7)}
+    meta = {
+        LEGACY_META_KEY:
+        dict(gamma=0.4, score_space='raw', val_H=51.5, epoch=7)
+    }
     point = OperatingPoint.from_checkpoint_meta(meta, source='old.pth')
     assert (point.gamma, point.score_space, point.protocol) == (0.4, 'raw',
                                                                 'clean')
@@ -88,7 +90,10 @@ def test_resolution_order():
     meta = {META_KEY: stored.to_meta()}
     paper = _cfg(gamma=0.3, score_space='raw')
     # 1. the checkpoint's point, whatever the config says
-    assert resolve_operating_point(paper, meta) == stored
+    point = resolve_operating_point(paper, meta, source='b.pth')
+    assert (point.gamma, point.score_space,
+            point.protocol) == (0.55, 'softmax', 'clean')
+    assert point.selected_on == 'validation, epoch 3, kept in b.pth'
     # 2. else the config's test metric's
     point = resolve_operating_point(paper, {}, source='w.pth')
     assert (point.gamma, point.score_space, point.protocol) == (0.3, 'raw',
@@ -140,5 +145,5 @@ def test_evaluation_does_not_import_visualization():
                 path, module)
     # And the check can fail: visualization does import evaluation.
     curves = osp.join(PACKAGE, 'visualization', 'curves.py')
-    assert any(m.startswith('zeromamba_mm.evaluation') for m in _imports(
-        curves))
+    assert any(
+        m.startswith('zeromamba_mm.evaluation') for m in _imports(curves))

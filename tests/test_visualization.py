@@ -160,8 +160,8 @@ def test_attention_maps_come_from_slp(work):
     np.testing.assert_allclose(
         result.pred_attributes, expected_attr.numpy(), atol=1e-5)
     raw = inferencer(work['image'], score_space='raw', gamma=0.0)[0]
-    np.testing.assert_allclose(result.class_scores, raw['pred_scores'],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        result.class_scores, raw['pred_scores'], atol=1e-5)
     # The class shown is the one inference predicts at its operating point.
     assert result.pred_label == inferencer(work['image'])[0]['pred_label']
 

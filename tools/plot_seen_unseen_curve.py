@@ -13,11 +13,14 @@ import argparse
 import os.path as osp
 import sys
 
+from zeromamba_mm.visualization import CurvePoints, plot_seen_unseen_curve
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Plot a seen-unseen accuracy curve (calibrated stacking)')
-    parser.add_argument('curve_json', help="curve JSON written by tools/test.py --curve")
+    parser.add_argument(
+        'curve_json', help="curve JSON written by tools/test.py --curve")
     parser.add_argument('--out', required=True, help='PNG file to write')
     parser.add_argument(
         '--gamma',
@@ -36,7 +39,6 @@ def main(argv=None) -> int:
             f'error: {args.out} exists; choose another --out path.',
             file=sys.stderr)
         return 1
-    from zeromamba_mm.visualization import CurvePoints, plot_seen_unseen_curve
     try:
         points = CurvePoints.from_json(args.curve_json)
         plot_seen_unseen_curve(

@@ -18,14 +18,25 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _threads import setup_threads  # noqa: E402
+
 setup_threads()  # first, before torch loads (tools/_threads.py)
-from _common import (add_launch_args, build_runner,  # noqa: E402
-                     check_cfg_options, check_config_inputs,
-                     fit_loaders_to_workers, is_rank_zero, load_config,
-                     merge_launcher_env, parse_launch_args, prepare_work_dir,
-                     register_all, set_work_dir, usage_error)
-from zeromamba_mm.evaluation import (gzsl_metric_cfgs,  # noqa: E402
-                                     resolve_operating_point)
+from _common import (
+    add_launch_args,
+    build_runner,  # noqa: E402
+    check_cfg_options,
+    check_config_inputs,
+    fit_loaders_to_workers,
+    is_rank_zero,
+    load_config,
+    merge_launcher_env,
+    parse_launch_args,
+    prepare_work_dir,
+    register_all,
+    set_work_dir,
+    usage_error)
+from zeromamba_mm.evaluation import (
+    gzsl_metric_cfgs,  # noqa: E402
+    resolve_operating_point)
 from zeromamba_mm.utils.safe_load import load_torch_file  # noqa: E402
 
 
@@ -72,8 +83,8 @@ def parse_args() -> argparse.Namespace:
         help='write the seen-unseen curve of the test as PNG and JSON into '
         'DIR (new names, never overwriting; tools/plot_seen_unseen_curve.py '
         'redraws the JSON)')
-    add_launch_args(
-        parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
+    add_launch_args(parser,
+                    'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
 
 
@@ -199,8 +210,8 @@ def describe_test_data(dataset) -> str:
 
 #: Summary label -> metric key suffixes (``zsl/top1``; older ``gzsl/T1``).
 SUMMARY_KEYS = (('ZSL T1', ('zsl/top1', '/T1')), ('GZSL U', ('gzsl/U', )),
-                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )),
-                ('AUSUC', ('gzsl/AUSUC', )))
+                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )), ('AUSUC',
+                                                           ('gzsl/AUSUC', )))
 
 
 def zsl_summary(metrics: dict) -> str:

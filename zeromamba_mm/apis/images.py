@@ -51,8 +51,8 @@ def load_image(item: ImageType, channel_order: str = 'bgr') -> np.ndarray:
         if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
             raise ValueError('Image arrays must be uint8 (H, W, 3); got '
                              f'dtype {item.dtype}, shape {item.shape}.')
-        return np.ascontiguousarray(item if channel_order ==
-                                    'bgr' else item[..., ::-1])
+        return np.ascontiguousarray(item if channel_order == 'bgr' else item[
+            ..., ::-1])
     if not isinstance(item, (str, Path)):
         raise TypeError('Images must be file paths or numpy arrays, got '
                         f'{type(item).__name__}.')
@@ -70,8 +70,8 @@ def load_image(item: ImageType, channel_order: str = 'bgr') -> np.ndarray:
 
 def check_batch_size(batch_size) -> None:
     """Refuse a batch size below 1 (mmpretrain divides by it)."""
-    if (isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
+    if (isinstance(batch_size, bool) or not isinstance(batch_size,
+                                                       (int, np.integer))
             or batch_size < 1):
         raise ValueError(
             'batch_size (--batch-size of tools/infer.py) is the number '

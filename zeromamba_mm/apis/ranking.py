@@ -54,8 +54,10 @@ def rank_classes(raw: np.ndarray,
     if label_space not in LABEL_SPACES:
         raise ValueError(f'label_space must be one of {LABEL_SPACES}, got '
                          f'{label_space!r}.')
-    if isinstance(gamma, bool) or not isinstance(
-            gamma, (int, float)) or not math.isfinite(gamma):
+    if isinstance(
+            gamma,
+            bool) or not isinstance(gamma,
+                                    (int, float)) or not math.isfinite(gamma):
         raise ValueError(f'gamma must be a finite number, got {gamma!r}.')
     if (gamma != 0 or label_space != 'all') and seen is None:
         raise ValueError(
@@ -82,6 +84,8 @@ def rank_classes(raw: np.ndarray,
         top[:, 0] = calibrated_predict(space, seen, gamma)
         rest = [[j for j in row if j != first][:k - 1]
                 for row, first in zip(top, top[:, 0])]
-        top = np.column_stack([top[:, :1], np.asarray(rest, dtype=top.dtype)
-                               .reshape(len(top), k - 1)])
+        top = np.column_stack([
+            top[:, :1],
+            np.asarray(rest, dtype=top.dtype).reshape(len(top), k - 1)
+        ])
     return scores, top

@@ -80,12 +80,9 @@ class ZSLInferencer(BaseInferencer):
             ``att`` convention), also for :meth:`add_classes`. Defaults to
             True.
         checkpoint (str, optional): Alias of ``pretrained``.
-        gamma (float, optional): γ of calibrated stacking; overrides the
-            operating point. Defaults to None: the checkpoint's operating
-            point (``meta['zsl_operating_point']``), else the config's test
-            metric's (see :attr:`operating_point`).
-        score_space (str, optional): Score space; overrides the operating
-            point likewise. Defaults to None.
+        gamma (float, optional): Overrides the γ of :attr:`operating_point`
+            (the checkpoint's, else the config's test metric's).
+        score_space (str, optional): Overrides its score space.
         operating_point_overrides_by (str): Who gives ``gamma`` and
             ``score_space``, for :attr:`operating_point`'s ``selected_on``.
         **kwargs: Model config overrides, as in ``get_model``.
@@ -163,8 +160,8 @@ class ZSLInferencer(BaseInferencer):
         self.operating_point: OperatingPoint = resolve_operating_point(
             getattr(self.model, '_config', None) or self.cfg,
             meta,
-            source=(str(pretrained) if isinstance(pretrained, (str, Path))
-                    else 'the model (no checkpoint)'),
+            source=(str(pretrained) if isinstance(pretrained, (str, Path)) else
+                    'the model (no checkpoint)'),
             gamma=gamma,
             score_space=score_space,
             overridden_by=operating_point_overrides_by)
@@ -293,8 +290,11 @@ class ZSLInferencer(BaseInferencer):
         return self.pipeline(
             dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
 
-    def __call__(self, inputs, return_datasamples: bool = False,
-                 batch_size: int = 1, **kwargs):
+    def __call__(self,
+                 inputs,
+                 return_datasamples: bool = False,
+                 batch_size: int = 1,
+                 **kwargs):
         """Classify ``inputs`` (see mmpretrain's ``BaseInferencer``).
 
         Args:

@@ -291,8 +291,7 @@ def export_onnx(config: str,
     height, width, pipeline = input_size(pipeline_without_loading(cfg), shape)
     values = _metadata(
         model, meta, wrapper, semantics, point.to_meta(), height, width,
-        pipeline,
-        dynamic_batch,
+        pipeline, dynamic_batch,
         dict(
             config=osp.basename(str(config)),
             checkpoint=osp.basename(str(checkpoint)),

@@ -13,6 +13,6 @@ __all__ = [
     'area_under_curve', 'best_gamma_on_curve', 'calibrated_predict',
     'gzsl_accuracy', 'harmonic_mean', 'mean_per_class_accuracy',
     'per_class_accuracy', 'seen_unseen_curve', 'seen_unseen_curve_bruteforce',
-    'to_score_space', 'zsl_top1', 'config_operating_point',
-    'gzsl_metric_cfgs', 'resolve_operating_point'
+    'to_score_space', 'zsl_top1', 'config_operating_point', 'gzsl_metric_cfgs',
+    'resolve_operating_point'
 ]

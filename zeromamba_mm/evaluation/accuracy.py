@@ -22,7 +22,7 @@ __all__ = [
 
 
 def check_inputs(scores: ArrayLike,
-                  target: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+                 target: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     scores = to_numpy(scores, np.float64)
     target = to_numpy(target).reshape(-1).astype(np.int64)
     if scores.ndim != 2:
@@ -38,7 +38,7 @@ def check_inputs(scores: ArrayLike,
 
 
 def group_ids(num_classes: int, seen_classes: ArrayLike,
-               unseen_classes: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+              unseen_classes: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     seen = class_ids(seen_classes, 'seen_classes')
     unseen = class_ids(unseen_classes, 'unseen_classes')
     for name, ids in (('seen_classes', seen), ('unseen_classes', unseen)):
@@ -165,4 +165,3 @@ def gzsl_accuracy(scores: ArrayLike,
     s = mean_per_class_accuracy(pred, target, seen)[0]
     h = np.nan if np.isnan(u) or np.isnan(s) else harmonic_mean(u, s)
     return dict(U=u, S=s, H=h)
-

@@ -27,8 +27,9 @@ changes. :func:`seen_unseen_curve` does that in O(N log N + N·C);
 """
 from .accuracy import (check_inputs, group_ids, gzsl_accuracy, harmonic_mean,
                        mean_per_class_accuracy, per_class_accuracy, zsl_top1)
-from .score_spaces import (DEFAULT_SCORE_SPACE, SCORE_SPACES, calibrated_predict,
-                           class_ids, to_numpy, to_score_space)
+from .score_spaces import (DEFAULT_SCORE_SPACE, SCORE_SPACES,
+                           calibrated_predict, class_ids, to_numpy,
+                           to_score_space)
 from .seen_unseen import (BREAKPOINT_RTOL, SeenUnseenCurve, area_under_curve,
                           best_gamma_on_curve, seen_unseen_curve,
                           seen_unseen_curve_bruteforce)

@@ -14,6 +14,7 @@ the ONNX export) calls :func:`resolve_operating_point`, in this order:
 then the caller's overrides (flags, keyword arguments) replace γ and/or the
 score space. The returned point says in ``selected_on`` which it was.
 """
+from dataclasses import replace
 from typing import List, Optional
 
 from mmengine.config import Config
@@ -22,8 +23,9 @@ from zeromamba_mm.registry import METRICS
 from zeromamba_mm.structures.operating_point import (DEFAULT_SCORE_SPACE,
                                                      OperatingPoint)
 
-__all__ = ['gzsl_metric_cfgs', 'config_operating_point',
-           'resolve_operating_point']
+__all__ = [
+    'gzsl_metric_cfgs', 'config_operating_point', 'resolve_operating_point'
+]
 
 
 def gzsl_metric_cfgs(cfg: Optional[Config],
@@ -59,13 +61,13 @@ def config_operating_point(cfg: Optional[Config]):
     return metric, metric.configured_point()
 
 
-def resolve_operating_point(cfg: Optional[Config],
-                            checkpoint_meta: Optional[dict],
-                            source: str = 'the checkpoint',
-                            gamma: Optional[float] = None,
-                            score_space: Optional[str] = None,
-                            overridden_by: str = 'the command line'
-                            ) -> OperatingPoint:
+def resolve_operating_point(
+        cfg: Optional[Config],
+        checkpoint_meta: Optional[dict],
+        source: str = 'the checkpoint',
+        gamma: Optional[float] = None,
+        score_space: Optional[str] = None,
+        overridden_by: str = 'the command line') -> OperatingPoint:
     """The operating point to use for a checkpoint (see the module doc).
 
     Args:
@@ -86,6 +88,10 @@ def resolve_operating_point(cfg: Optional[Config],
             is given.
     """
     point = OperatingPoint.from_checkpoint_meta(checkpoint_meta, source)
+    if point is not None and source not in point.selected_on:
+        point = replace(
+            point, selected_on=f'{point.selected_on}, kept in '
+            f'{source}')
     if point is None:
         metric, point = config_operating_point(cfg)
         if point is not None:

@@ -39,7 +39,6 @@ def class_ids(classes: ArrayLike, name: str) -> np.ndarray:
     return np.unique(ids.astype(np.int64))
 
 
-
 def to_score_space(scores: ArrayLike,
                    score_space: str = DEFAULT_SCORE_SPACE,
                    label_space: Optional[ArrayLike] = None) -> np.ndarray:
@@ -108,4 +107,3 @@ def calibrated_predict(scores: np.ndarray, seen_classes: ArrayLike,
     # largest original score wins; exact ties still go to the lowest index.
     top = shifted.max(axis=1, keepdims=True)
     return np.where(shifted == top, scores, -np.inf).argmax(axis=1)
-

@@ -100,11 +100,12 @@ def _run_ends(sorted_gaps: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[new_run, True])
 
 
-def seen_unseen_curve(scores: ArrayLike,
-                      target: ArrayLike,
-                      seen_classes: ArrayLike,
-                      unseen_classes: ArrayLike,
-                      score_space: str = DEFAULT_SCORE_SPACE) -> SeenUnseenCurve:
+def seen_unseen_curve(
+        scores: ArrayLike,
+        target: ArrayLike,
+        seen_classes: ArrayLike,
+        unseen_classes: ArrayLike,
+        score_space: str = DEFAULT_SCORE_SPACE) -> SeenUnseenCurve:
     """Seen-unseen accuracy curve over every break point, in O(N log N).
 
     Each sample ``i`` contributes its gap ``d_i = best seen score - best

@@ -59,8 +59,9 @@ class OperatingPoint:
 
     def __post_init__(self) -> None:
         gamma = self.gamma
-        if isinstance(gamma, (bool, str, bytes)) or not isinstance(
-                gamma, (int, float)):
+        if isinstance(
+                gamma,
+            (bool, str, bytes)) or not isinstance(gamma, (int, float)):
             try:  # numpy and torch scalars; text is no number here
                 if isinstance(gamma, (bool, str, bytes)):
                     raise TypeError
@@ -178,8 +179,8 @@ class OperatingPoint:
             changes['score_space'] = score_space
         if not changes:
             return self
-        names = ' and '.join(
-            'γ' if k == 'gamma' else 'score space' for k in changes)
+        names = ' and '.join('γ' if k == 'gamma' else 'score space'
+                             for k in changes)
         return replace(
             self,
             selected_on=f'{names} set by {by}; otherwise {self.selected_on}',

@@ -8,7 +8,6 @@ from .zsl_semantics_hook import ZSLSemanticsHook
 
 __all__ = [
     'EpochSeedHook', 'OperatingPointHook', 'OwedValidationHook',
-    'ProgressLoggerHook',
-    'SafeCheckpointHook', 'SelectedGammaHook', 'SeenUnseenCurveHook',
-    'ZSLSemanticsHook', 'ZSLVisualizationHook'
+    'ProgressLoggerHook', 'SafeCheckpointHook', 'SelectedGammaHook',
+    'SeenUnseenCurveHook', 'ZSLSemanticsHook', 'ZSLVisualizationHook'
 ]

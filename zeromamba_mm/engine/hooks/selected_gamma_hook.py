@@ -1,4 +1,5 @@
 """Keep the operating point with every checkpoint (and take it back)."""
+from dataclasses import replace
 from typing import Dict, Optional
 
 from mmengine.hooks import Hook
@@ -75,7 +76,12 @@ class OperatingPointHook(Hook):
     def before_run(self, runner) -> None:
         """Read the fixed operating point of the config's test metric."""
         cfg = getattr(runner, 'cfg', None)
-        _, self._configured = config_operating_point(cfg)
+        _, point = config_operating_point(cfg)
+        if point is not None:
+            self._configured = replace(
+                point,
+                selected_on="the training config's test_evaluator "
+                '(fixed γ)')
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         """Keep the γ swept at the best validation so far."""
@@ -97,9 +103,7 @@ class OperatingPointHook(Hook):
                 f'({best_key}={score:.2f} on validation, epoch {epoch}).',
                 logger='current')
 
-    def after_test_epoch(self,
-                         runner,
-                         metrics: Optional[dict] = None) -> None:
+    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         """Take the points out of the test metrics (the log has the γ)."""
         take_points(runner, metrics, 'test')
 

@@ -96,7 +96,7 @@ class GZSLMetric(BaseMetric):
             ``'paper'``, ``'sweep'`` for ``'clean'``.
         score_space (str): ``'softmax'`` (softmax over the label space, then
             subtract γ on seen classes; ZeroMamba) or ``'raw'``. Defaults to
-            :data:`~zeromamba_mm.structures.operating_point.DEFAULT_SCORE_SPACE`.
+            ``DEFAULT_SCORE_SPACE`` of :mod:`zeromamba_mm.structures`.
         protocol (str): ``'paper'`` or ``'clean'``. Defaults to ``'paper'``.
         selected_on (str, optional): Where a fixed ``gamma`` came from, in
             words, for the log and the published point (``tools/test.py``
