@@ -20,11 +20,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _threads import setup_threads  # noqa: E402
-
 setup_threads()  # first, before torch loads (tools/_threads.py)
-from zeromamba_mm.apis import ZSLInferencer  # noqa: E402
-from zeromamba_mm.apis.images import list_images  # noqa: E402
-from zeromamba_mm.utils.atomic_files import write_json_new  # noqa: E402
 
 
 def finite_float(text: str) -> float:
@@ -102,6 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def expand_images(items):
     """Files stay; a directory becomes its image files, sorted by name."""
+    from zeromamba_mm.apis.images import list_images
     images = []
     for item in items:
         images.extend(list_images(item) if osp.isdir(item) else [item])
@@ -125,7 +122,10 @@ def main(argv=None) -> int:
             f'error: {args.out} exists; choose another --out path.',
             file=sys.stderr)
         return 1
+    # Here, not at the top: the top must not load torch (tools/_threads.py).
+    from zeromamba_mm.apis import ZSLInferencer
     from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.utils.atomic_files import write_json_new
     overrides = dict(gamma=args.gamma, score_space=args.score_space)
     try:
         images = expand_images(args.images)

@@ -13,8 +13,6 @@ import argparse
 import os.path as osp
 import sys
 
-from zeromamba_mm.visualization import CurvePoints, plot_seen_unseen_curve
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -39,6 +37,7 @@ def main(argv=None) -> int:
             f'error: {args.out} exists; choose another --out path.',
             file=sys.stderr)
         return 1
+    from zeromamba_mm.visualization import CurvePoints, plot_seen_unseen_curve
     try:
         points = CurvePoints.from_json(args.curve_json)
         plot_seen_unseen_curve(

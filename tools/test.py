@@ -18,26 +18,12 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _threads import setup_threads  # noqa: E402
-
 setup_threads()  # first, before torch loads (tools/_threads.py)
-from _common import (
-    add_launch_args,
-    build_runner,  # noqa: E402
-    check_cfg_options,
-    check_config_inputs,
-    fit_loaders_to_workers,
-    is_rank_zero,
-    load_config,
-    merge_launcher_env,
-    parse_launch_args,
-    prepare_work_dir,
-    register_all,
-    set_work_dir,
-    usage_error)
-from zeromamba_mm.evaluation import (
-    gzsl_metric_cfgs,  # noqa: E402
-    resolve_operating_point)
-from zeromamba_mm.utils.safe_load import load_torch_file  # noqa: E402
+from _common import (add_launch_args, build_runner,  # noqa: E402
+                     check_cfg_options, check_config_inputs,
+                     fit_loaders_to_workers, is_rank_zero, load_config,
+                     merge_launcher_env, parse_launch_args, prepare_work_dir,
+                     register_all, set_work_dir, usage_error)
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,8 +69,8 @@ def parse_args() -> argparse.Namespace:
         help='write the seen-unseen curve of the test as PNG and JSON into '
         'DIR (new names, never overwriting; tools/plot_seen_unseen_curve.py '
         'redraws the JSON)')
-    add_launch_args(parser,
-                    'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
+    add_launch_args(
+        parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
 
 
@@ -162,6 +148,10 @@ def apply_operating_point(cfg: Config, args: argparse.Namespace):
     Returns:
         OperatingPoint: The point, for the header.
     """
+    # Here, not at the top: the top must not load torch (tools/_threads.py).
+    from zeromamba_mm.evaluation import (gzsl_metric_cfgs,
+                                         resolve_operating_point)
+    from zeromamba_mm.utils.safe_load import load_torch_file
     meta = {}
     if '://' not in args.checkpoint:
         loaded = load_torch_file(args.checkpoint, map_location='cpu')
@@ -230,11 +220,11 @@ def run() -> None:
     register_all()
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
-    point = apply_operating_point(cfg, args)
     merge_launcher_env(cfg)
     check_config_inputs(cfg, phases=('test', ))
     if is_rank_zero(cfg.launcher):
         prepare_work_dir(cfg.work_dir)
+    point = apply_operating_point(cfg, args)
     runner = build_runner(cfg)
     if runner.rank == 0:
         print(point.describe(), flush=True)

@@ -18,11 +18,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _threads import setup_threads  # noqa: E402
-
 setup_threads()  # first, before torch loads (tools/_threads.py)
-from zeromamba_mm.apis import ZSLInferencer  # noqa: E402
-from zeromamba_mm.visualization import (  # noqa: E402
-    visualize_attribute_attention)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,7 +69,9 @@ def main(argv=None) -> int:
             f'error: {args.out} exists; choose another --out path.',
             file=sys.stderr)
         return 1
+    from zeromamba_mm.apis import ZSLInferencer
     from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.visualization import visualize_attribute_attention
     try:
         inferencer = ZSLInferencer(
             args.config,

@@ -30,8 +30,6 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from _common import check_cfg_options  # noqa: E402
 
-from zeromamba_mm.structures import OperatingPoint  # noqa: E402
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -98,6 +96,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
         return 1
     from zeromamba_mm.deploy import ExportMismatchError, export_onnx
+    from zeromamba_mm.structures import OperatingPoint
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError
     try:
