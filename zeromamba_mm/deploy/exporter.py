@@ -18,7 +18,10 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmpretrain.apis import get_model
 
+from zeromamba_mm.apis.model_zoo import load_weights, resolve_model
+from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
 from zeromamba_mm.evaluation.operating_point import resolve_operating_point
 from zeromamba_mm.structures.operating_point import OperatingPoint
 from zeromamba_mm.utils.atomic_files import write_atomically
@@ -95,10 +98,6 @@ def load_classifier(config: str,
         :class:`~zeromamba_mm.datasets.ClassSemantics` of a zero-shot model
         (None otherwise).
     """
-    from mmpretrain.apis import get_model
-
-    from zeromamba_mm.apis.model_zoo import load_weights, resolve_model
-    from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
     cfg, _ = resolve_model(config, False)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -12,7 +12,6 @@ marks the operating point of a chosen γ and gives the area under the curve
 (AUSUC) in the legend.
 """
 import json
-import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -25,8 +24,8 @@ from mmengine.visualization.utils import img_from_canvas
 from zeromamba_mm.evaluation.accuracy import harmonic_mean
 from zeromamba_mm.evaluation.seen_unseen import area_under_curve
 from zeromamba_mm.utils.atomic_files import (reserve_new_files,
-                                             write_atomically,
                                              write_text_atomically)
+from .attention import save_figure
 
 __all__ = [
     'CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve',
@@ -293,17 +292,7 @@ def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
     """
     points = _as_points(curve)
     figure = draw_seen_unseen_curve(points, gamma, title, show_best)
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    try:
-        write_atomically(
-            out_file,
-            lambda tmp: figure.savefig(tmp, format='png'),
-            overwrite=overwrite)
-    except FileExistsError:
-        raise FileExistsError(
-            f'{out_file} exists; choose another output path (nothing was '
-            'overwritten).') from None
-    return out_file
+    return save_figure(figure, out_file, overwrite)
 
 
 def metric_curve_points(curve, operating_point: dict, best: dict,
