@@ -369,3 +369,22 @@ def test_real_two_process_evaluation(hub, tmp_path):
             for k, v in ref.items() if k != 'gzsl/operating_point'
         })
         assert res['gzsl/num_samples'] == size
+
+
+def test_reads_the_class_semantics_of_the_dataset(hub):
+    """``dataset_meta['class_semantics']`` (a ClassSemantics; a stand-in
+    with its fields here) wins over the older keys."""
+    from types import SimpleNamespace
+    semantics = SimpleNamespace(
+        seen_classes=np.array([0, 1, 4]),
+        unseen_classes=np.array([2, 3]),
+        class_names=('c0', 'c1', 'c2', 'c3', 'c4'))
+    # Keys that disagree: the semantics must be used.
+    meta = dict(
+        class_semantics=semantics,
+        seen_classes=[0],
+        unseen_classes=[1, 2, 3, 4])
+    res = run_metric(GZSLMetric(gamma=0.3), meta=meta)
+    ref = run_metric(GZSLMetric(gamma=0.3))
+    assert res['gzsl/H'] == pytest.approx(ref['gzsl/H'])
+    assert res['gzsl/U'] == pytest.approx(ref['gzsl/U'])

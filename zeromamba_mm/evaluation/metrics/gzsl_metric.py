@@ -304,6 +304,13 @@ class GZSLMetric(BaseMetric):
 
     # ------------------------------------------------------------------
     def _meta(self):
+        """Seen ids, unseen ids and class names of the evaluated split.
+
+        From ``dataset_meta['class_semantics']`` (a
+        :class:`~zeromamba_mm.structures.ClassSemantics`: ``seen_classes``,
+        ``unseen_classes``, ``class_names``), else from the keys
+        ``seen_classes``, ``unseen_classes`` and ``classes``.
+        """
         meta = self.dataset_meta
         if not meta:
             raise ValueError(
@@ -311,17 +318,24 @@ class GZSLMetric(BaseMetric):
                 'unseen_classes; build it through an Evaluator whose dataset '
                 'provides them (e.g. zeromamba_mm.ZSLDataset) or set '
                 '`metric.dataset_meta`.')
-        for key in ('seen_classes', 'unseen_classes'):
-            if meta.get(key) is None:
-                raise KeyError(f'dataset_meta has no {key!r} (keys: '
-                               f'{sorted(meta)}); GZSLMetric needs the global '
-                               'ids of the seen and unseen classes.')
-        seen = np.unique(to_numpy(meta['seen_classes']).astype(np.int64))
-        unseen = np.unique(to_numpy(meta['unseen_classes']).astype(np.int64))
+        semantics = meta.get('class_semantics')
+        if semantics is not None:
+            seen, unseen = semantics.seen_classes, semantics.unseen_classes
+            names = semantics.class_names
+        else:
+            for key in ('seen_classes', 'unseen_classes'):
+                if meta.get(key) is None:
+                    raise KeyError(
+                        f'dataset_meta has no {key!r} (keys: {sorted(meta)})'
+                        '; GZSLMetric needs the global ids of the seen and '
+                        'unseen classes.')
+            seen, unseen = meta['seen_classes'], meta['unseen_classes']
+            names = meta.get('classes')
+        seen = np.unique(to_numpy(seen).astype(np.int64))
+        unseen = np.unique(to_numpy(unseen).astype(np.int64))
         if seen.size == 0 or unseen.size == 0:
             raise ValueError('dataset_meta seen_classes and unseen_classes '
                              'must both be non-empty.')
-        names = meta.get('classes')
         return seen, unseen, (tuple(names) if names is not None else None)
 
     @staticmethod
