@@ -663,7 +663,10 @@ def test_inferencer_uses_the_checkpoint_operating_point(work, tmp_path):
     ckpt = _checkpoint_with(work, tmp_path,
                             dict(zsl_operating_point=point.to_meta()))
     inferencer = ZSLInferencer(work['config'], ckpt, device='cpu')
-    assert inferencer.operating_point == point
+    got = inferencer.operating_point
+    assert (got.gamma, got.score_space, got.protocol) == (0.3, 'softmax',
+                                                          'paper')
+    assert got.selected_on == f'config test_evaluator, kept in {ckpt}'
     assert 'γ=0.3' in inferencer.operating_point.describe()
     for path in work['images']:
         got = inferencer(path)[0]
@@ -721,3 +724,24 @@ def test_inferencer_legacy_and_config_fallback(work, tmp_path):
     assert (bare.operating_point.gamma,
             bare.operating_point.score_space) == (0.0, DEFAULT_SCORE_SPACE)
     assert 'default' in bare.operating_point.selected_on
+
+
+def test_checkpoint_gamma_without_known_seen_classes(work, tmp_path):
+    """Classes from a user file (seen ones unknown): the checkpoint's γ has
+    nothing to act on and is left out; a γ the caller asks for is refused."""
+    from zeromamba_mm.structures import OperatingPoint
+    ckpt = _checkpoint_with(
+        work, tmp_path,
+        dict(zsl_operating_point=OperatingPoint(1e3, 'raw').to_meta()))
+    inferencer = ZSLInferencer(
+        work['config'], ckpt, class_attributes=work['npy'], device='cpu')
+    assert inferencer.seen_classes is None
+    expected, _ = reference_scores(work['model'], work['images'][0],
+                                   class_attributes())
+    got = inferencer(work['images'][0])[0]
+    np.testing.assert_allclose(got['pred_scores'], expected, atol=1e-5)
+    with pytest.raises(ValueError, match='seen classes'):
+        inferencer(work['images'][0], gamma=0.5)
+    inferencer.set_operating_point(gamma=0.5, by='a test')
+    with pytest.raises(ValueError, match='seen classes'):
+        inferencer(work['images'][0])

@@ -150,6 +150,9 @@ def main(argv=None) -> int:
                 **classes)
         point = inferencer.operating_point
         print(point.describe(), flush=True)
+        if point.gamma and inferencer.seen_classes is None:
+            print('note: γ is not applied: which of these classes were seen '
+                  'in training is unknown (give --seen-classes).')
         results = inferencer(
             images,
             topk=args.topk,

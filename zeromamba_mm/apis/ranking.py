@@ -18,13 +18,15 @@ __all__ = ['LABEL_SPACES', 'rank_classes']
 LABEL_SPACES = ('all', 'seen', 'unseen')
 
 
-def rank_classes(raw: np.ndarray,
-                 seen: Optional[np.ndarray],
-                 unseen: Optional[np.ndarray],
-                 gamma: float,
-                 score_space: str,
-                 topk: int = 5,
-                 label_space: str = 'all') -> Tuple[np.ndarray, np.ndarray]:
+def rank_classes(
+        raw: np.ndarray,
+        seen: Optional[np.ndarray],
+        unseen: Optional[np.ndarray],
+        gamma: float,
+        score_space: str,
+        topk: int = 5,
+        label_space: str = 'all',
+        gamma_needs_seen: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Calibrated scores (N, C) and the top-k class ids (N, k).
 
     Scores in ``score_space`` over the label space (other classes get
@@ -42,6 +44,10 @@ def rank_classes(raw: np.ndarray,
         score_space (str): One of ``SCORE_SPACES``.
         topk (int): Classes per image. Defaults to 5.
         label_space (str): ``'all'``, ``'seen'`` or ``'unseen'``.
+        gamma_needs_seen (bool): With unknown seen classes, refuse a γ ≠ 0
+            (True: the caller asked for it) or leave it out (False: the
+            checkpoint's γ, which has no seen class of the scored set to
+            act on, e.g. classes from a user file). Defaults to True.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: Scores and top-k ids (best first).
@@ -59,6 +65,8 @@ def rank_classes(raw: np.ndarray,
             bool) or not isinstance(gamma,
                                     (int, float)) or not math.isfinite(gamma):
         raise ValueError(f'gamma must be a finite number, got {gamma!r}.')
+    if seen is None and not gamma_needs_seen:
+        gamma = 0.0
     if (gamma != 0 or label_space != 'all') and seen is None:
         raise ValueError(
             f'gamma={gamma} / label_space={label_space!r} need the seen '

@@ -83,8 +83,7 @@ class ZSLInferencer(BaseInferencer):
         gamma (float, optional): Overrides the γ of :attr:`operating_point`
             (the checkpoint's, else the config's test metric's).
         score_space (str, optional): Overrides its score space.
-        operating_point_overrides_by (str): Who gives ``gamma`` and
-            ``score_space``, for :attr:`operating_point`'s ``selected_on``.
+        operating_point_overrides_by (str): Named in ``selected_on``.
         **kwargs: Model config overrides, as in ``get_model``.
 
     Arrays are ``uint8`` (H, W, 3) images, **BGR** as ``mmcv.imread`` reads
@@ -155,8 +154,8 @@ class ZSLInferencer(BaseInferencer):
             'attribute_names')
         self.set_classes(class_attributes, class_names, seen_classes,
                          attribute_names)
-        #: The γ and score space of :meth:`rank` (where they came from in
-        #: ``selected_on``; printed by the tools).
+        #: γ and score space of :meth:`rank`; ``gamma_given``: by the caller.
+        self.gamma_given = gamma is not None
         self.operating_point: OperatingPoint = resolve_operating_point(
             getattr(self.model, '_config', None) or self.cfg,
             meta,
@@ -171,6 +170,7 @@ class ZSLInferencer(BaseInferencer):
                             score_space: Optional[str] = None,
                             by: str = 'keyword arguments') -> None:
         """Override γ and/or the score space of :attr:`operating_point`."""
+        self.gamma_given = self.gamma_given or gamma is not None
         self.operating_point = self.operating_point.with_overrides(
             gamma, score_space, by=by)
 
@@ -343,8 +343,7 @@ class ZSLInferencer(BaseInferencer):
              score_space: Optional[str] = None,
              gamma: Optional[float] = None,
              label_space: str = 'all'):
-        """Calibrated scores (N, C) and top-k labels (N, k) at
-        :attr:`operating_point` (see :func:`.ranking.rank_classes`)."""
+        """Scores (N, C), top-k labels (N, k): :func:`.rank_classes`."""
         point = self.operating_point
         raw = torch.stack([p.pred_score.detach().float().cpu()
                            for p in preds]).numpy()
@@ -355,7 +354,8 @@ class ZSLInferencer(BaseInferencer):
             point.gamma if gamma is None else gamma,
             point.score_space if score_space is None else score_space,
             topk=topk,
-            label_space=label_space)
+            label_space=label_space,
+            gamma_needs_seen=gamma is not None or self.gamma_given)
 
     def visualize(self,
                   ori_inputs: list,

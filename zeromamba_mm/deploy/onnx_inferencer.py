@@ -121,6 +121,7 @@ class ONNXZSLInferencer(ZSLInferencer):
                         pipeline=_tuples(self.metadata['pipeline'])))))
         self.pipeline = self._init_pipeline(self.config)
         self.checkpoint_meta = {}
+        self.gamma_given = False
         self.operating_point = exported_operating_point(
             self.metadata['operating_point'], self.onnx_file)
         self.normalize_attributes = normalize_attributes
