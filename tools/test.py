@@ -146,12 +146,15 @@ def apply_operating_point(cfg: Config, args: argparse.Namespace):
     the point as a fixed ``gamma`` with ``selected_on``.
 
     Returns:
-        OperatingPoint: The point, for the header.
+        OperatingPoint: The point, for the header (None without a GZSLMetric
+        in ``test_evaluator``: nothing to calibrate).
     """
     # Here, not at the top: the top must not load torch (tools/_threads.py).
     from zeromamba_mm.evaluation import (gzsl_metric_cfgs,
                                          resolve_operating_point)
     from zeromamba_mm.utils.safe_load import load_torch_file
+    if not gzsl_metric_cfgs(cfg):
+        return None
     meta = {}
     if '://' not in args.checkpoint:
         loaded = load_torch_file(args.checkpoint, map_location='cpu')
@@ -227,7 +230,8 @@ def run() -> None:
     point = apply_operating_point(cfg, args)
     runner = build_runner(cfg)
     if runner.rank == 0:
-        print(point.describe(), flush=True)
+        if point is not None:
+            print(point.describe(), flush=True)
         # Builds the test loop (mmengine's property); runner.test() reuses it.
         print(
             describe_test_data(runner.test_loop.dataloader.dataset),

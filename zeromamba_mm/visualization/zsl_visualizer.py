@@ -4,7 +4,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
-from mmengine.dist import master_only
 from mmengine.visualization.utils import img_from_canvas
 from mmpretrain.structures import DataSample
 from mmpretrain.visualization import UniversalVisualizer
