@@ -143,7 +143,9 @@ def inferencer(work):
         class_attributes=work['npy'],
         class_names=work['names_file'],
         seen_classes=SEEN,
-        device='cpu')
+        device='cpu',
+        # Raw scores at γ = 0: the model's own, compared with its predict.
+        score_space='raw')
 
 
 def reference_scores(model, path, attributes):
@@ -284,8 +286,10 @@ def test_batch_size_must_be_positive(work, inferencer, batch_size):
 
 
 def test_cli_batch_size_zero(work, capsys):
-    argv = [work['config'], work['ckpt'], work['images'][0],
-            '--class-attributes', work['npy'], '--batch-size', '0']
+    argv = [
+        work['config'], work['ckpt'], work['images'][0], '--class-attributes',
+        work['npy'], '--batch-size', '0'
+    ]
     assert infer_tool.main(argv) == 1
     err = capsys.readouterr().err
     assert '--batch-size' in err and 'got 0' in err
@@ -415,7 +419,9 @@ def test_runner_checkpoint_classes_from_meta(work, tmp_path):
     expected, _ = reference_scores(work['model'], work['images'][0],
                                    work['att'])
     np.testing.assert_allclose(
-        inferencer(work['images'][0])[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
 
 
 def test_malicious_checkpoint_is_refused(work, tmp_path):
@@ -441,13 +447,17 @@ def test_config_object_and_built_model(work):
         class_attributes=work['att'],
         device='cpu')
     np.testing.assert_allclose(
-        inferencer(work['images'][0])[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
     model = build_model(work['config'])
     model._config = cfg
     inferencer = ZSLInferencer(
         model, class_attributes=work['att'], device='cpu')
     np.testing.assert_allclose(
-        inferencer(work['images'][0])[0]['pred_scores'], expected, atol=1e-5)
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
+        expected,
+        atol=1e-5)
 
 
 def test_model_names_and_list_models(work, tmp_path):
@@ -473,7 +483,7 @@ def test_model_names_and_list_models(work, tmp_path):
         expected, _ = reference_scores(work['model'], work['images'][0],
                                        work['att'])
         np.testing.assert_allclose(
-            inferencer(work['images'][0])[0]['pred_scores'],
+            inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
             expected,
             atol=1e-5)
         with pytest.raises(ValueError, match='pretrained=PATH'):
@@ -619,5 +629,119 @@ def test_directory_input_is_its_images(work, inferencer, tmp_path):
     assert len(results) == 2
     np.testing.assert_allclose(
         results[0]['pred_scores'],
-        inferencer(work['images'][0])[0]['pred_scores'],
+        inferencer(work['images'][0], score_space='raw')[0]['pred_scores'],
         atol=1e-6)
+
+
+# ----------------------------------------------------- operating point --
+def _calibrated_top1(model, path, gamma, score_space):
+    """The metric's prediction (to_score_space + calibrated_predict) of the
+    raw model scores: what tools/test.py scores."""
+    from zeromamba_mm.evaluation import calibrated_predict, to_score_space
+    raw, _ = reference_scores(model, path, class_attributes())
+    space = to_score_space(raw[None], score_space)
+    return int(calibrated_predict(space, SEEN, gamma)[0])
+
+
+def _checkpoint_with(work, tmp_path, meta):
+    path = str(tmp_path / 'with_meta.pth')
+    torch.save(
+        dict(
+            state_dict=work['model'].state_dict(),
+            meta=dict(
+                meta,
+                dataset_meta=dict(
+                    classes=list(NAMES),
+                    class_attributes=class_attributes().tolist(),
+                    seen_classes=list(SEEN)))), path)
+    return path
+
+
+def test_inferencer_uses_the_checkpoint_operating_point(work, tmp_path):
+    from zeromamba_mm.structures import OperatingPoint
+    point = OperatingPoint(0.3, 'softmax', 'paper', 'config test_evaluator')
+    ckpt = _checkpoint_with(work, tmp_path,
+                            dict(zsl_operating_point=point.to_meta()))
+    inferencer = ZSLInferencer(work['config'], ckpt, device='cpu')
+    got = inferencer.operating_point
+    assert (got.gamma, got.score_space, got.protocol) == (0.3, 'softmax',
+                                                          'paper')
+    assert got.selected_on == f'config test_evaluator, kept in {ckpt}'
+    assert 'γ=0.3' in inferencer.operating_point.describe()
+    for path in work['images']:
+        got = inferencer(path)[0]
+        assert got['pred_label'] == _calibrated_top1(work['model'], path, 0.3,
+                                                     'softmax')
+    # Keyword arguments override, and say so.
+    raw = ZSLInferencer(
+        work['config'], ckpt, device='cpu', gamma=0.0, score_space='raw')
+    assert (raw.operating_point.gamma,
+            raw.operating_point.score_space) == (0.0, 'raw')
+    assert 'keyword arguments' in raw.operating_point.selected_on
+    expected, _ = reference_scores(work['model'], work['images'][0],
+                                   class_attributes())
+    np.testing.assert_allclose(
+        raw(work['images'][0])[0]['pred_scores'], expected, atol=1e-5)
+
+
+def test_inferencer_legacy_and_config_fallback(work, tmp_path):
+    legacy = _checkpoint_with(
+        work, tmp_path,
+        dict(
+            zsl_selected_gamma=dict(
+                gamma=1e3, score_space='raw', val_H=40.0, epoch=3)))
+    inferencer = ZSLInferencer(work['config'], legacy, device='cpu')
+    point = inferencer.operating_point
+    assert (point.gamma, point.score_space, point.protocol) == (1e3, 'raw',
+                                                                'clean')
+    assert 'epoch 3' in point.selected_on
+    # γ far above every score gap: an unseen class wins.
+    assert inferencer(work['images'][0])[0]['pred_label'] in (4, 5)
+
+    # Bare weights: the config's test metric's point, said so.
+    config = str(tmp_path / 'with_metric.py')
+    with open(config, 'w') as f:
+        f.write(CONFIG + "\ntest_evaluator = dict(type='zeromamba_mm."
+                "GZSLMetric', gamma=0.2, score_space='raw')\n")
+    inferencer = ZSLInferencer(
+        config,
+        work['ckpt'],
+        class_attributes=work['npy'],
+        seen_classes=SEEN,
+        device='cpu')
+    point = inferencer.operating_point
+    assert (point.gamma, point.score_space) == (0.2, 'raw')
+    assert "config's test_evaluator" in point.selected_on
+    assert 'keeps no operating point' in point.selected_on
+    # No metric in the config at all: γ = 0 in the one default space.
+    from zeromamba_mm.evaluation import DEFAULT_SCORE_SPACE
+    bare = ZSLInferencer(
+        work['config'],
+        work['ckpt'],
+        class_attributes=work['npy'],
+        seen_classes=SEEN,
+        device='cpu')
+    assert (bare.operating_point.gamma,
+            bare.operating_point.score_space) == (0.0, DEFAULT_SCORE_SPACE)
+    assert 'default' in bare.operating_point.selected_on
+
+
+def test_checkpoint_gamma_without_known_seen_classes(work, tmp_path):
+    """Classes from a user file (seen ones unknown): the checkpoint's γ has
+    nothing to act on and is left out; a γ the caller asks for is refused."""
+    from zeromamba_mm.structures import OperatingPoint
+    ckpt = _checkpoint_with(
+        work, tmp_path,
+        dict(zsl_operating_point=OperatingPoint(1e3, 'raw').to_meta()))
+    inferencer = ZSLInferencer(
+        work['config'], ckpt, class_attributes=work['npy'], device='cpu')
+    assert inferencer.seen_classes is None
+    expected, _ = reference_scores(work['model'], work['images'][0],
+                                   class_attributes())
+    got = inferencer(work['images'][0])[0]
+    np.testing.assert_allclose(got['pred_scores'], expected, atol=1e-5)
+    with pytest.raises(ValueError, match='seen classes'):
+        inferencer(work['images'][0], gamma=0.5)
+    inferencer.set_operating_point(gamma=0.5, by='a test')
+    with pytest.raises(ValueError, match='seen classes'):
+        inferencer(work['images'][0])

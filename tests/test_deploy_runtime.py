@@ -23,8 +23,7 @@ from zeromamba_mm.deploy import (
     DeployedModelError,  # noqa: E402
     ExportMismatchError,
     ONNXZSLInferencer,
-    export_onnx,
-    operating_point)
+    export_onnx)
 from zeromamba_mm.deploy.metadata import PREFIX  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -80,8 +79,12 @@ def test_unseen_classes_recognised_as_pytorch_does(demo, mode):
     torch_inf = pytorch_inferencer(demo)
     onnx_inf = ONNXZSLInferencer(demo['files'][mode], mode=mode)
     assert onnx_inf.classes == torch_inf.classes
-    assert onnx_inf.operating_point == dict(gamma=0.7, score_space='softmax')
-    for kwargs in (dict(label_space='unseen'), onnx_inf.operating_point):
+    # The exported file keeps the operating point the PyTorch inferencer
+    # takes from the same checkpoint (one resolution, no second derivation).
+    point = onnx_inf.operating_point
+    assert point == torch_inf.operating_point
+    assert (point.gamma, point.score_space) == (0.7, 'softmax')
+    for kwargs in (dict(label_space='unseen'), {}):
         want = torch_inf(demo['images'], batch_size=4, **kwargs)
         got = onnx_inf(demo['images'], batch_size=4, **kwargs)
         assert [r['pred_class'] for r in got] == \
@@ -211,29 +214,13 @@ def test_export_never_overwrites_and_refuses_inexact_graphs(demo):
     assert set(os.listdir(folder)) == before  # no file, no temporary
 
 
-def test_operating_point_prefers_the_selected_gamma():
-    from mmengine.config import Config
-    cfg = Config(
-        dict(
-            test_evaluator=dict(
-                type='zeromamba_mm.GZSLMetric',
-                gamma=0.3,
-                score_space='softmax')))
-    assert operating_point(cfg, {})['gamma'] == 0.3
-    meta = dict(
-        zsl_selected_gamma=dict(gamma=0.55, score_space='softmax', epoch=3))
-    point = operating_point(cfg, meta)
-    assert (point['gamma'], point['score_space']) == (0.55, 'softmax')
-    assert 'SelectedGammaHook' in point['source']
-    wrong_space = dict(zsl_selected_gamma=dict(gamma=1.5, score_space='raw'))
-    with pytest.raises(ValueError, match="score_space='raw'"):
-        operating_point(cfg, wrong_space)
-    cfg.test_evaluator.update(protocol='clean', gamma='selected')
-    with pytest.raises(ValueError, match='has no meta'):
-        operating_point(cfg, {})
-    cfg.test_evaluator.gamma = 'sweep'
-    with pytest.raises(ValueError, match="gamma='sweep'"):
-        operating_point(cfg, {})
+def test_old_files_operating_point_is_read():
+    """Files of format 1 wrote ``source`` for ``selected_on``."""
+    from zeromamba_mm.deploy.onnx_inferencer import exported_operating_point
+    point = exported_operating_point(
+        dict(gamma=0.3, score_space='raw', source='test_evaluator'), 'x.onnx')
+    assert (point.gamma, point.score_space,
+            point.selected_on) == (0.3, 'raw', 'test_evaluator')
 
 
 def test_export_tool_refuses_bad_arguments_before_exporting(demo, capsys):

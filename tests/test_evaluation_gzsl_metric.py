@@ -1,4 +1,3 @@
-import json
 import os
 import os.path as osp
 import uuid
@@ -15,6 +14,7 @@ import zeromamba_mm.evaluation.metrics.gzsl_metric as gzsl_module
 from zeromamba_mm.evaluation import (GZSLMetric, best_gamma_on_curve,
                                      gzsl_accuracy, seen_unseen_curve)
 from zeromamba_mm.registry import METRICS
+from zeromamba_mm.structures import OperatingPoint
 
 GOLDEN = osp.join(
     osp.dirname(__file__), 'data', 'golden', 'zeromamba_head_dev.pth')
@@ -222,6 +222,7 @@ def test_distributed_collect_drops_padding(hub, logs, monkeypatch):
     metric.dataset_meta = META
     res = metric.evaluate(size)
     ref = run_metric(GZSLMetric(), scores, target)
+    assert res.pop('gzsl/operating_point') == ref.pop('gzsl/operating_point')
     assert res == pytest.approx(ref)
     assert res['gzsl/num_samples'] == size
     assert not any('duplicated' in line for line in logs)
@@ -281,54 +282,45 @@ def test_clean_protocol_sweep_and_selected_gamma(hub, logs):
     assert hub.runtime_info == {}
 
     test = GZSLMetric(protocol='clean', gamma='selected')
-    test.set_selected_gamma(best['gamma'], 'softmax', source='by a test')
+    test.set_operating_point(
+        OperatingPoint(best['gamma'], 'softmax', 'clean', 'by a test'))
     out = run_metric(test)
     assert out['gzsl/gamma'] == best['gamma']
     ref = gzsl_accuracy(SCORES, TARGET, [0, 1, 4], [2, 3], best['gamma'])
     assert out['gzsl/H'] == pytest.approx(100 * ref['H'])
     assert any('by a test' in line for line in logs)
+    # The metric publishes the point in force.
+    assert out['gzsl/operating_point'] == OperatingPoint(
+        best['gamma'], 'softmax', 'clean', 'by a test').to_meta()
     with pytest.raises(ValueError, match="score_space='softmax'"):
         GZSLMetric(
             protocol='clean', gamma='selected',
-            score_space='raw').set_selected_gamma(0.1, 'softmax')
-    with pytest.raises(ValueError, match='finite'):
-        test.set_selected_gamma(float('nan'), 'softmax')
+            score_space='raw').set_operating_point(
+                OperatingPoint(0.1, 'softmax', 'clean'))
 
 
 def test_selected_gamma_without_a_gamma_fails(hub):
     metric = GZSLMetric(protocol='clean', gamma='selected')
     with pytest.raises(
-            RuntimeError, match=r'SelectedGammaHook.*gamma=<float>'):
+            RuntimeError, match=r'OperatingPointHook.*gamma=<float>'):
         run_metric(metric)
 
 
-def test_curve_files(hub, tmp_path):
-    curve_dir = tmp_path / 'curves'
-    curve_dir.mkdir()
-    # A user's file with the name the metric would pick first.
-    user_file = curve_dir / 'gzsl_seen_unseen_curve_eval.png'
-    user_file.write_bytes(b'mine')
-    metric = GZSLMetric(gamma=0.3, curve_dir=str(curve_dir))
-    run_metric(metric)
-    run_metric(metric)
-    assert user_file.read_bytes() == b'mine'
-    pngs = sorted(p for p in curve_dir.glob('*.png') if p != user_file)
-    jsons = sorted(curve_dir.glob('*.json'))
-    assert len(pngs) == 2 and len(jsons) == 2
-    assert len({p.stem for p in pngs}) == 2
-    for png, js in zip(pngs, jsons):
-        assert png.stem == js.stem and png.stem.startswith('gzsl_')
-        data = png.read_bytes()
-        assert len(data) > 1000 and data[:8] == b'\x89PNG\r\n\x1a\n'
-        record = json.loads(js.read_text())
-        assert record['protocol'] == 'paper'
-        assert record['operating_point']['gamma'] == 0.3
-        assert record['operating_point']['H'] == pytest.approx(25.0)
-        assert record['ausuc'] == pytest.approx(
-            100 * seen_unseen_curve(SCORES, TARGET, [0, 1, 4], [2, 3]).ausuc,
-            abs=1e-5)
-        assert record['gamma_low'][0] is None  # -inf written as null
-        assert len(record['U']) == len(record['S']) == len(record['gamma_low'])
+def test_metric_has_no_side_effects(hub, tmp_path, monkeypatch):
+    """No file (no curve_dir any more), nothing in the message hub; the
+    published point is the configured one."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match='curve_dir'):
+        GZSLMetric(gamma=0.3, curve_dir=str(tmp_path))
+    metric = GZSLMetric(gamma=0.3, selected_on='a test config')
+    metric.return_curve = True
+    res = run_metric(metric)
+    assert list(tmp_path.iterdir()) == []
+    assert hub.runtime_info == {}
+    assert res['gzsl/operating_point'] == OperatingPoint(
+        0.3, 'softmax', 'paper', 'a test config').to_meta()
+    assert metric.configured_point().to_meta() == res['gzsl/operating_point']
+    assert res['gzsl/curve']['operating_point']['gamma'] == 0.3
 
 
 def _dist_worker(rank, port, size, out):
@@ -370,5 +362,28 @@ def test_real_two_process_evaluation(hub, tmp_path):
     ref = run_metric(GZSLMetric(gamma=0.1), scores, np.arange(size) % 4)
     for rank in range(2):  # the result is broadcast to every rank
         res = torch.load(f'{out}.{rank}', weights_only=True)
-        assert res == pytest.approx(ref)
+        assert res.pop('gzsl/operating_point') == ref['gzsl/operating_point']
+        assert res == pytest.approx({
+            k: v
+            for k, v in ref.items() if k != 'gzsl/operating_point'
+        })
         assert res['gzsl/num_samples'] == size
+
+
+def test_reads_the_class_semantics_of_the_dataset(hub):
+    """``dataset_meta['class_semantics']`` (a ClassSemantics; a stand-in
+    with its fields here) wins over the older keys."""
+    from types import SimpleNamespace
+    semantics = SimpleNamespace(
+        seen_classes=np.array([0, 1, 4]),
+        unseen_classes=np.array([2, 3]),
+        class_names=('c0', 'c1', 'c2', 'c3', 'c4'))
+    # Keys that disagree: the semantics must be used.
+    meta = dict(
+        class_semantics=semantics,
+        seen_classes=[0],
+        unseen_classes=[1, 2, 3, 4])
+    res = run_metric(GZSLMetric(gamma=0.3), meta=meta)
+    ref = run_metric(GZSLMetric(gamma=0.3))
+    assert res['gzsl/H'] == pytest.approx(ref['gzsl/H'])
+    assert res['gzsl/U'] == pytest.approx(ref['gzsl/U'])

@@ -17,8 +17,9 @@ from zeromamba_mm.apis import ZSLInferencer
 from zeromamba_mm.evaluation import GZSLMetric, seen_unseen_curve
 from zeromamba_mm.registry import MODELS
 from zeromamba_mm.visualization import (
-    CurvePoints, compute_attribute_attention, plot_attribute_attention,
-    plot_seen_unseen_curve, points_from_arrays, visualize_attribute_attention)
+    CurvePoints, compute_attribute_attention, metric_curve_points,
+    plot_attribute_attention, plot_seen_unseen_curve, points_from_arrays,
+    save_seen_unseen_curve, visualize_attribute_attention)
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'tools'))
 import plot_seen_unseen_curve as curve_tool  # noqa: E402
@@ -158,9 +159,11 @@ def test_attention_maps_come_from_slp(work):
         result.maps, expected_maps.detach().numpy(), atol=1e-6)
     np.testing.assert_allclose(
         result.pred_attributes, expected_attr.numpy(), atol=1e-5)
-    scores = inferencer(work['image'])[0]['pred_scores']
-    np.testing.assert_allclose(result.class_scores, scores, atol=1e-5)
-    assert result.pred_label == int(np.argmax(scores))
+    raw = inferencer(work['image'], score_space='raw', gamma=0.0)[0]
+    np.testing.assert_allclose(
+        result.class_scores, raw['pred_scores'], atol=1e-5)
+    # The class shown is the one inference predicts at its operating point.
+    assert result.pred_label == inferencer(work['image'])[0]['pred_label']
 
 
 def test_attention_png_is_written_once(work, tmp_path):
@@ -323,7 +326,8 @@ def metric_curve(curve_dir, gamma=0.3):
     scores = rng.normal(0, 1, (300, num_classes))
     scores[np.arange(300), labels] += 2.0
     scores[:, seen] += 1.0  # the usual bias towards seen classes
-    metric = GZSLMetric(gamma=gamma, curve_dir=str(curve_dir))
+    metric = GZSLMetric(gamma=gamma)
+    metric.return_curve = True
     metric.dataset_meta = dict(
         seen_classes=seen,
         unseen_classes=unseen,
@@ -334,7 +338,9 @@ def metric_curve(curve_dir, gamma=0.3):
         for i, (s, y) in enumerate(zip(scores, labels))
     ])
     metrics = metric.evaluate(300)
-    (path, ) = glob.glob(osp.join(str(curve_dir), '*.json'))
+    # As SeenUnseenCurveHook(out_dir=...) (tools/test.py --curve) saves it.
+    points = metric_curve_points(**metrics.pop('gzsl/curve'))
+    _, path = save_seen_unseen_curve(str(curve_dir), 'test_curve', points)
     return path, metrics, (scores, labels, seen, unseen)
 
 

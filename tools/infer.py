@@ -14,12 +14,9 @@ scored, including classes never seen in training. Examples::
         --topk 3 --out results.json --show-dir vis/
 """
 import argparse
-import json
 import math
-import os
 import os.path as osp
 import sys
-import tempfile
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _threads import setup_threads  # noqa: E402
@@ -60,12 +57,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         '(needed for --gamma and --label-space with .npy/.csv attributes)')
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument(
-        '--score-space', choices=['raw', 'softmax'], default='raw')
+        '--score-space',
+        choices=['raw', 'softmax'],
+        default=None,
+        help="score space of calibrated stacking (default: the checkpoint's "
+        "operating point, else the config's test metric's)")
     parser.add_argument(
         '--gamma',
         type=finite_float,
-        default=0.0,
-        help='calibrated stacking: subtract GAMMA from seen-class scores')
+        default=None,
+        help='calibrated stacking: subtract GAMMA from seen-class scores '
+        "(default: the checkpoint's operating point, else the config's test "
+        "metric's; the header says which)")
     parser.add_argument(
         '--label-space',
         choices=['all', 'seen', 'unseen'],
@@ -95,7 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def expand_images(items):
     """Files stay; a directory becomes its image files, sorted by name."""
-    from zeromamba_mm.apis.zsl_inferencer import list_images
+    from zeromamba_mm.apis.images import list_images
     images = []
     for item in items:
         images.extend(list_images(item) if osp.isdir(item) else [item])
@@ -112,37 +115,6 @@ def format_table(image: str, result: dict) -> str:
     return '\n'.join(lines)
 
 
-def _json_safe(value):
-    """NaN/inf (e.g. -inf for classes outside the label space) -> null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json_new(path: str, payload: dict) -> None:
-    """Write valid JSON to ``path`` atomically, never replacing a file.
-
-    The data go to a temporary file beside ``path``, which is then linked
-    under its final name (``os.link`` fails if the name exists), so a crash
-    leaves either no file or a complete one.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.infer_', suffix='.json', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        os.remove(tmp)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.out is not None and osp.exists(args.out):
@@ -150,8 +122,11 @@ def main(argv=None) -> int:
             f'error: {args.out} exists; choose another --out path.',
             file=sys.stderr)
         return 1
+    # Here, not at the top: the top must not load torch (tools/_threads.py).
     from zeromamba_mm.apis import ZSLInferencer
     from zeromamba_mm.models.utils import CheckpointMismatchError
+    from zeromamba_mm.utils.atomic_files import write_json_new
+    overrides = dict(gamma=args.gamma, score_space=args.score_space)
     try:
         images = expand_images(args.images)
         classes = dict(
@@ -163,18 +138,25 @@ def main(argv=None) -> int:
         if args.backend == 'onnxruntime':
             from zeromamba_mm.deploy import ONNXZSLInferencer
             inferencer = ONNXZSLInferencer(args.checkpoint, **classes)
+            inferencer.set_operating_point(
+                by='--gamma/--score-space', **overrides)
         else:
             inferencer = ZSLInferencer(
                 args.config,
                 pretrained=args.checkpoint,
                 device=args.device,
+                operating_point_overrides_by='--gamma/--score-space',
+                **overrides,
                 **classes)
+        point = inferencer.operating_point
+        print(point.describe(), flush=True)
+        if point.gamma and inferencer.seen_classes is None:
+            print('note: γ is not applied: which of these classes were seen '
+                  'in training is unknown (give --seen-classes).')
         results = inferencer(
             images,
             topk=args.topk,
             batch_size=args.batch_size,
-            score_space=args.score_space,
-            gamma=args.gamma,
             label_space=args.label_space,
             show_dir=args.show_dir)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError,
@@ -182,9 +164,9 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
 
-    notes = [f'score: {args.score_space}']
-    if args.gamma:
-        notes.append(f'gamma={args.gamma} on seen classes')
+    notes = [f'score: {point.score_space}']
+    if point.gamma:
+        notes.append(f'gamma={point.gamma:g} on seen classes')
     if args.label_space != 'all':
         notes.append(f'{args.label_space} classes only')
     print(f'{len(inferencer.classes)} classes ({", ".join(notes)})\n')
@@ -208,8 +190,9 @@ def main(argv=None) -> int:
             config=args.config,
             checkpoint=args.checkpoint,
             classes=list(inferencer.classes),
-            score_space=args.score_space,
-            gamma=args.gamma,
+            score_space=point.score_space,
+            gamma=point.gamma,
+            operating_point=point.to_meta(),
             label_space=args.label_space,
             results=records)
         try:

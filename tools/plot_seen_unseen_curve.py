@@ -1,12 +1,12 @@
-"""Plot a seen-unseen accuracy curve saved by GZSLMetric(curve_dir=...).
+"""Plot a seen-unseen accuracy curve saved by `tools/test.py --curve DIR`.
 
 Example::
 
     python tools/plot_seen_unseen_curve.py \
-        work_dirs/demo/curves/gzsl_seen_unseen_curve_test.json \
+        curves/test_gzsl_seen_unseen_curve.json \
         --out suc.png --gamma 0.3
 
-Without ``--gamma`` the metric's own operating point (stored in the JSON) is
+Without ``--gamma`` the operating point of the test (stored in the JSON) is
 marked. AUSUC is given in the legend.
 """
 import argparse
@@ -17,7 +17,8 @@ import sys
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Plot a seen-unseen accuracy curve (calibrated stacking)')
-    parser.add_argument('curve_json', help='curve JSON written by GZSLMetric')
+    parser.add_argument(
+        'curve_json', help="curve JSON written by tools/test.py --curve")
     parser.add_argument('--out', required=True, help='PNG file to write')
     parser.add_argument(
         '--gamma',

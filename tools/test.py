@@ -5,6 +5,10 @@ Example::
     python tools/test.py configs/zeromamba_cub.py \
         work_dirs/zeromamba_cub/best_gzsl_H_epoch_N.pth
     bash tools/dist_test.sh configs/zeromamba_cub.py CHECKPOINT 8
+
+GZSL is scored at the checkpoint's operating point (γ and score space that
+training kept in its meta), else at the config's test metric's; the first
+line says which, and ``--gamma`` / ``--score-space`` override it.
 """
 import argparse
 import os.path as osp
@@ -49,6 +53,23 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=1,
         help='visualize every N-th test sample (with --show-dir)')
+    parser.add_argument(
+        '--gamma',
+        type=float,
+        default=None,
+        help="calibrated stacking γ (default: the checkpoint's operating "
+        "point, else the config's test metric's)")
+    parser.add_argument(
+        '--score-space',
+        choices=['softmax', 'raw'],
+        default=None,
+        help="score space of γ (default: the checkpoint's operating point)")
+    parser.add_argument(
+        '--curve',
+        metavar='DIR',
+        help='write the seen-unseen curve of the test as PNG and JSON into '
+        'DIR (new names, never overwriting; tools/plot_seen_unseen_curve.py '
+        'redraws the JSON)')
     add_launch_args(
         parser, 'test_evaluator.gamma=0.3 test_evaluator.score_space=raw')
     return parse_launch_args(parser)
@@ -92,11 +113,79 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.default_hooks.visualization.enable = True
         cfg.default_hooks.visualization.out_dir = args.show_dir
         cfg.default_hooks.visualization.interval = args.interval
+    if args.curve is not None:
+        hooks = [
+            h for h in cfg.get('custom_hooks', [])
+            if str(h.get('type', '')).endswith('SeenUnseenCurveHook')
+        ]
+        if not hooks:
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+                dict(type='zeromamba_mm.SeenUnseenCurveHook')
+            ]
+            hooks = cfg.custom_hooks[-1:]
+        for hook in hooks:
+            hook['out_dir'] = args.curve
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     fit_loaders_to_workers(cfg)
     return cfg
+
+
+def _option(cfg_options, name: str):
+    """``test_evaluator[...].<name>`` given by --cfg-options, or None."""
+    for key, value in (cfg_options or {}).items():
+        if key.startswith('test_evaluator') and key.endswith('.' + name):
+            return value
+    return None
+
+
+def apply_operating_point(cfg: Config, args: argparse.Namespace):
+    """Score at the checkpoint's operating point (see the module doc).
+
+    ``--gamma``/``--score-space`` (or the same keys of ``test_evaluator`` in
+    --cfg-options) override it. Every GZSLMetric of ``test_evaluator`` gets
+    the point as a fixed ``gamma`` with ``selected_on``.
+
+    Returns:
+        OperatingPoint: The point, for the header (None without a GZSLMetric
+        in ``test_evaluator``: nothing to calibrate).
+    """
+    # Here, not at the top: the top must not load torch (tools/_threads.py).
+    from zeromamba_mm.evaluation import (gzsl_metric_cfgs,
+                                         resolve_operating_point)
+    from zeromamba_mm.utils.safe_load import load_torch_file
+    if not gzsl_metric_cfgs(cfg):
+        return None
+    meta = {}
+    if '://' not in args.checkpoint:
+        loaded = load_torch_file(args.checkpoint, map_location='cpu')
+        if isinstance(loaded, dict) and isinstance(loaded.get('meta'), dict):
+            meta = loaded['meta']
+    gamma, by = args.gamma, '--gamma/--score-space'
+    space = args.score_space
+    option = _option(args.cfg_options, 'gamma')
+    if gamma is None and isinstance(option, (int, float)):
+        gamma, by = float(option), '--cfg-options'
+    option = _option(args.cfg_options, 'score_space')
+    if space is None and option is not None:
+        space, by = option, '--cfg-options'
+    try:
+        point = resolve_operating_point(
+            cfg,
+            meta,
+            source=args.checkpoint,
+            gamma=gamma,
+            score_space=space,
+            overridden_by=by)
+    except (ValueError, TypeError) as err:
+        usage_error(str(err))
+    for metric in gzsl_metric_cfgs(cfg):
+        metric.update(
+            gamma=point.gamma,
+            score_space=point.score_space,
+            selected_on=point.selected_on)
+    return point
 
 
 def describe_test_data(dataset) -> str:
@@ -116,8 +205,8 @@ def describe_test_data(dataset) -> str:
 
 #: Summary label -> metric key suffixes (``zsl/top1``; older ``gzsl/T1``).
 SUMMARY_KEYS = (('ZSL T1', ('zsl/top1', '/T1')), ('GZSL U', ('gzsl/U', )),
-                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )),
-                ('AUSUC', ('gzsl/AUSUC', )))
+                ('S', ('gzsl/S', )), ('H', ('gzsl/H', )), ('AUSUC',
+                                                           ('gzsl/AUSUC', )))
 
 
 def zsl_summary(metrics: dict) -> str:
@@ -144,8 +233,11 @@ def run() -> None:
     check_config_inputs(cfg, phases=('test', ))
     if is_rank_zero(cfg.launcher):
         prepare_work_dir(cfg.work_dir)
+    point = apply_operating_point(cfg, args)
     runner = build_runner(cfg)
     if runner.rank == 0:
+        if point is not None:
+            print(point.describe(), flush=True)
         # Builds the test loop (mmengine's property); runner.test() reuses it.
         print(
             describe_test_data(runner.test_loop.dataloader.dataset),

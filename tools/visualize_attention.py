@@ -46,6 +46,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="rank attributes by the image's predicted scores or by the "
         "predicted class's attribute vector")
     parser.add_argument(
+        '--score-space',
+        choices=['raw', 'softmax'],
+        default=None,
+        help="score space of the predicted class (default: the checkpoint's "
+        "operating point, else the config's test metric's)")
+    parser.add_argument(
+        '--gamma',
+        type=float,
+        default=None,
+        help='calibrated stacking γ of the predicted class (default: the '
+        "checkpoint's operating point)")
+    parser.add_argument(
         '--device', default=None, help='e.g. cpu, cuda:0 (default: auto)')
     return parser.parse_args(argv)
 
@@ -67,7 +79,10 @@ def main(argv=None) -> int:
             class_attributes=args.class_attributes,
             class_names=args.class_names,
             attribute_names=args.attribute_names,
-            device=args.device)
+            device=args.device,
+            gamma=args.gamma,
+            score_space=args.score_space)
+        print(inferencer.operating_point.describe(), flush=True)
         result = visualize_attribute_attention(
             inferencer,
             args.image,

@@ -39,12 +39,14 @@ default_hooks = dict(
 # zero-shot model (they are not stored in checkpoints).
 # EpochSeedHook reseeds the generators per epoch so that --resume reproduces
 # an uninterrupted run exactly.
-# SelectedGammaHook carries the γ selected on the clean validation split with
-# the checkpoint to the test metric (a no-op under the paper protocol).
+# OperatingPointHook (formerly SelectedGammaHook) keeps the operating point
+# (γ, score space) in every checkpoint: the test metric's fixed γ (paper
+# protocol) or the γ selected on the clean validation split; tools/test.py and
+# tools/infer.py use it by default.
 custom_hooks = [
     dict(type='zeromamba_mm.ZSLSemanticsHook'),
     dict(type='zeromamba_mm.EpochSeedHook'),
-    dict(type='zeromamba_mm.SelectedGammaHook'),
+    dict(type='zeromamba_mm.OperatingPointHook'),
     # The seen-unseen curve of every validation/test to the vis backends
     # (work_dir/.../vis_image/val_gzsl_seen_unseen_curve_<epoch>.png,
     # TensorBoard/W&B when configured below).

@@ -1,8 +1,8 @@
 """The clean protocol end to end: train on ``clean_train``, select the epoch
 and γ on ``clean_val``, test once on the test sets with the selected γ.
 
-``SelectedGammaHook`` keeps the γ of the best validation H in the best
-checkpoint's meta; a fresh test runner loading that checkpoint hands it to
+``OperatingPointHook`` (formerly ``SelectedGammaHook``) keeps the γ of the
+best validation H in the best checkpoint's meta; a fresh test runner loading that checkpoint hands it to
 the test metric (``gamma='selected'``), without any message-hub state.
 """
 import glob
@@ -14,7 +14,8 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 
-from zeromamba_mm.engine.hooks.selected_gamma_hook import META_KEY
+from zeromamba_mm.structures import OperatingPoint
+from zeromamba_mm.structures.operating_point import META_KEY
 from .conftest import REPO
 
 CONFIG = osp.join(REPO, 'configs', 'zeromamba_demo_clean.py')
@@ -39,9 +40,10 @@ def make_config(root: str, work_dir: str) -> Config:
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0)]
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = work_dir
-    if not any(h['type'].endswith('SelectedGammaHook')
+    if not any(h['type'].endswith(('SelectedGammaHook',
+                                   'OperatingPointHook'))
                for h in cfg.custom_hooks):
-        cfg.custom_hooks.append(dict(type='zeromamba_mm.SelectedGammaHook'))
+        cfg.custom_hooks.append(dict(type='zeromamba_mm.OperatingPointHook'))
     return cfg
 
 
@@ -74,11 +76,11 @@ def test_train_select_on_clean_val_then_test_once(demo_root, tmp_path):
     epoch = int(ckpt.rsplit('_', 1)[1][:-len('.pth')])
     assert best['step'] == epoch
     meta = load_torch_file(ckpt, map_location='cpu')['meta']
-    selected = meta[META_KEY]
-    assert selected['gamma'] == pytest.approx(best['gzsl/gamma'])
-    assert selected['val_H'] == pytest.approx(best['gzsl/H'])
-    assert selected['epoch'] == epoch
-    assert selected['score_space'] == 'softmax'
+    selected = OperatingPoint.from_meta(meta[META_KEY])
+    assert selected.gamma == pytest.approx(best['gzsl/gamma'])
+    assert f'gzsl/H {best["gzsl/H"]:.2f}' in selected.selected_on
+    assert f'epoch {epoch},' in selected.selected_on
+    assert (selected.score_space, selected.protocol) == ('softmax', 'clean')
     # The test classes were never evaluated during training.
     val_meta = runner.val_dataloader.dataset.metainfo
     test_classes = set(
@@ -92,7 +94,7 @@ def test_train_select_on_clean_val_then_test_once(demo_root, tmp_path):
     test_cfg.load_from = ckpt
     tester = build_runner(test_cfg)
     metrics = tester.test()
-    assert metrics['gzsl/gamma'] == pytest.approx(selected['gamma'])
+    assert metrics['gzsl/gamma'] == pytest.approx(selected.gamma)
     dataset = tester.test_dataloader.dataset
     assert metrics['gzsl/num_samples'] == len(dataset)
     assert {'gzsl/H', 'gzsl/U', 'gzsl/S', 'zsl/top1',

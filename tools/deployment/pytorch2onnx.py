@@ -96,6 +96,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
         return 1
     from zeromamba_mm.deploy import ExportMismatchError, export_onnx
+    from zeromamba_mm.structures import OperatingPoint
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError
     try:
@@ -123,9 +124,7 @@ def main(argv=None) -> int:
     ]
     point = meta.get('operating_point')
     if point is not None:
-        lines.append(f'operating point: gamma={point["gamma"]:g}, '
-                     f'score space {point["score_space"]} '
-                     f'({point["source"]})')
+        lines.append(OperatingPoint.from_meta(point).describe())
     print('\n'.join(lines))
     return 0
 

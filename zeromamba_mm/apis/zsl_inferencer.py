@@ -6,6 +6,8 @@ are an *input* of inference: a class-attribute file (see
 :func:`~zeromamba_mm.datasets.load_class_semantics`), an array, or the
 dataset metainfo that MMEngine stores in its checkpoints. Classes never seen
 in training can be added at any time with :meth:`ZSLInferencer.add_classes`.
+Classes are ranked at the checkpoint's operating point, as ``tools/test.py``
+scores them.
 
 Example::
 
@@ -16,15 +18,12 @@ Example::
     >>> inferencer('demo.jpg', topk=3, show_dir='vis/')[0]['pred_class']
     'red_circle_plain_small_left_dark'
 """
-import math
-import os
 import os.path as osp
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmcv.image import imread
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmengine.logging import print_log
@@ -37,35 +36,19 @@ from mmpretrain.structures import DataSample
 from zeromamba_mm.checkpoint import load_model_weights
 from zeromamba_mm.datasets.class_semantics import (checkpoint_semantics,
                                                    load_class_semantics)
-from zeromamba_mm.evaluation.functional import SCORE_SPACES, to_score_space
 from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
 from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
                                                      ClassSemantics)
+from zeromamba_mm.evaluation.operating_point import resolve_operating_point
+from zeromamba_mm.structures.operating_point import OperatingPoint
+from zeromamba_mm.visualization.zsl_visualizer import ZSLVisualizer
+from .images import (ImageType, check_batch_size, check_new_classes,
+                     list_images, load_image)
 from .model_zoo import list_plugin_models, resolve_model
+from .ranking import LABEL_SPACES, rank_classes
 
 __all__ = ['ZSLInferencer', 'LABEL_SPACES', 'list_images']
-
-ImageType = Union[str, Path, np.ndarray]
-#: Label spaces of :meth:`ZSLInferencer.postprocess`.
-LABEL_SPACES = ('all', 'seen', 'unseen')
-#: Files taken from a directory given as input.
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
-                    '.tiff', '.webp')
-
-
-def list_images(directory: str) -> List[str]:
-    """The image files of a directory, sorted by name (not recursive)."""
-    found = sorted(
-        osp.join(directory, name) for name in os.listdir(directory)
-        if name.lower().endswith(IMAGE_EXTENSIONS)
-        and osp.isfile(osp.join(directory, name)))
-    if not found:
-        raise FileNotFoundError(
-            f'{directory} is a directory without images (looked for '
-            f'{", ".join(IMAGE_EXTENSIONS)}); give image files or a '
-            'directory of images.')
-    return found
 
 
 class ZSLInferencer(BaseInferencer):
@@ -106,6 +89,10 @@ class ZSLInferencer(BaseInferencer):
             added by :meth:`add_classes` get the normalisation of the classes
             scored. Defaults to True.
         checkpoint (str, optional): Alias of ``pretrained``.
+        gamma (float, optional): Overrides the γ of :attr:`operating_point`
+            (the checkpoint's, else the config's test metric's).
+        score_space (str, optional): Overrides its score space.
+        operating_point_overrides_by (str): Named in ``selected_on``.
         **kwargs: Model config overrides, as in ``get_model``.
 
     Arrays are ``uint8`` (H, W, 3) images, **BGR** as ``mmcv.imread`` reads
@@ -131,6 +118,9 @@ class ZSLInferencer(BaseInferencer):
                  attribute_names: Union[None, str, Sequence[str]] = None,
                  normalize_attributes: bool = True,
                  checkpoint: Optional[str] = None,
+                 gamma: Optional[float] = None,
+                 score_space: Optional[str] = None,
+                 operating_point_overrides_by: str = 'keyword arguments',
                  **kwargs) -> None:
         import zeromamba_mm  # noqa: F401  (registers the modules)
         if checkpoint is not None:
@@ -185,6 +175,25 @@ class ZSLInferencer(BaseInferencer):
             'attribute_names')
         self.set_classes(class_attributes, class_names, seen_classes,
                          attribute_names)
+        #: γ and score space of :meth:`rank`; ``gamma_given``: by the caller.
+        self.gamma_given = gamma is not None
+        self.operating_point: OperatingPoint = resolve_operating_point(
+            getattr(self.model, '_config', None) or self.cfg,
+            meta,
+            source=(str(pretrained) if isinstance(pretrained, (str, Path)) else
+                    'the model (no checkpoint)'),
+            gamma=gamma,
+            score_space=score_space,
+            overridden_by=operating_point_overrides_by)
+
+    def set_operating_point(self,
+                            gamma: Optional[float] = None,
+                            score_space: Optional[str] = None,
+                            by: str = 'keyword arguments') -> None:
+        """Override γ and/or the score space of :attr:`operating_point`."""
+        self.gamma_given = self.gamma_given or gamma is not None
+        self.operating_point = self.operating_point.with_overrides(
+            gamma, score_space, by=by)
 
     def _init_pipeline(self, cfg: Config) -> Callable:
         from mmpretrain.datasets import remove_transform
@@ -258,31 +267,9 @@ class ZSLInferencer(BaseInferencer):
             ValueError: on an empty or repeated name, or attributes of
                 another shape, naming the name or the expected count.
         """
-        names = [names] if isinstance(names, str) else list(names)
-        for name in names:
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(
-                    f'Class names must be non-empty strings; got {name!r} '
-                    f'among {names!r}.')
-        attributes = np.asarray(
-            attributes.detach().cpu()
-            if isinstance(attributes, torch.Tensor) else attributes,
-            dtype=np.float64)
-        given = attributes.shape
-        attributes = attributes[None] if attributes.ndim == 1 else attributes
-        expected = (len(names), self.num_attributes)
-        if attributes.shape != expected:
-            raise ValueError(
-                f'add_classes({names[:5]!r}, ...) needs one vector of '
-                f'{self.num_attributes} attributes per class, i.e. shape '
-                f'{expected} (or ({self.num_attributes},) for one class), as '
-                f'the model was built with num_attributes='
-                f'{self.num_attributes}; got shape {given}.')
-        existing = set(self.classes)
-        clash = [name for name in names if name in existing]
-        if clash:
-            raise ValueError(f'Classes {clash[:5]} already exist; use '
-                             'set_classes() to change them.')
+        names, attributes = check_new_classes(names, attributes,
+                                              self.num_attributes,
+                                              self.classes)
         old = self.semantics
         added = np.arange(old.num_classes, old.num_classes + len(names))
         unseen = (None if old.unseen_classes is None else np.concatenate(
@@ -313,50 +300,17 @@ class ZSLInferencer(BaseInferencer):
             return list_images(str(inputs))
         return super()._inputs_to_list(inputs)
 
-    def _load_image(self, item: ImageType, channel_order: str) -> np.ndarray:
-        """A file or a uint8 (H, W, 3) array -> BGR, as pipelines expect."""
-        if channel_order not in ('bgr', 'rgb'):
-            raise ValueError("channel_order must be 'bgr' or 'rgb', got "
-                             f'{channel_order!r}.')
-        if isinstance(item, np.ndarray):
-            if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
-                raise ValueError('Image arrays must be uint8 (H, W, 3); got '
-                                 f'dtype {item.dtype}, shape {item.shape}.')
-            return np.ascontiguousarray(item if channel_order ==
-                                        'bgr' else item[..., ::-1])
-        if not isinstance(item, (str, Path)):
-            raise TypeError('Images must be file paths or numpy arrays, got '
-                            f'{type(item).__name__}.')
-        if not osp.isfile(str(item)):
-            raise FileNotFoundError(f'Image file not found: {item}')
-        try:
-            img = imread(str(item), flag='color', channel_order='bgr')
-        except Exception as e:  # cv2/turbojpeg errors of a corrupt file
-            raise ValueError(f'Cannot decode image {item}: {e}') from e
-        if img is None:
-            raise ValueError(f'Cannot decode image {item}: the file is '
-                             'corrupt or not an image.')
-        return img
-
     def prepare(self, item: ImageType, channel_order: str = 'bgr') -> dict:
         """One image through the test pipeline (model input and meta)."""
-        img = self._load_image(item, channel_order)
+        img = load_image(item, channel_order)
         return self.pipeline(
             dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
 
-    @staticmethod
-    def _check_batch_size(batch_size) -> None:
-        """Refuse a batch size below 1 (mmpretrain divides by it)."""
-        if (isinstance(batch_size, bool)
-                or not isinstance(batch_size, (int, np.integer))
-                or batch_size < 1):
-            raise ValueError(
-                'batch_size (--batch-size of tools/infer.py) is the number '
-                'of images per forward pass and must be a whole number >= 1; '
-                f'got {batch_size!r}.')
-
-    def __call__(self, inputs, return_datasamples: bool = False,
-                 batch_size: int = 1, **kwargs):
+    def __call__(self,
+                 inputs,
+                 return_datasamples: bool = False,
+                 batch_size: int = 1,
+                 **kwargs):
         """Classify ``inputs`` (see mmpretrain's ``BaseInferencer``).
 
         Args:
@@ -368,7 +322,7 @@ class ZSLInferencer(BaseInferencer):
             **kwargs: Arguments of :meth:`preprocess`, :meth:`visualize` and
                 :meth:`postprocess`.
         """
-        self._check_batch_size(batch_size)
+        check_batch_size(batch_size)
         return super().__call__(
             inputs, return_datasamples, batch_size=batch_size, **kwargs)
 
@@ -377,7 +331,7 @@ class ZSLInferencer(BaseInferencer):
                    batch_size: int = 1,
                    channel_order: str = 'bgr'):
         """Yield collated batches of prepared images."""
-        self._check_batch_size(batch_size)
+        check_batch_size(batch_size)
         chunks = self._get_chunk_data(
             (self.prepare(x, channel_order) for x in inputs), batch_size)
         yield from map(default_collate, chunks)
@@ -400,49 +354,22 @@ class ZSLInferencer(BaseInferencer):
     def rank(self,
              preds: List[DataSample],
              topk: int = 5,
-             score_space: str = 'raw',
-             gamma: float = 0.0,
+             score_space: Optional[str] = None,
+             gamma: Optional[float] = None,
              label_space: str = 'all'):
-        """Calibrated scores (N, C) and the top-k labels (N, k).
-
-        Scores in ``score_space`` over the label space (other classes get
-        ``-inf``; :func:`~zeromamba_mm.evaluation.to_score_space`), minus
-        ``gamma`` on the seen classes (calibrated stacking, Chao et al. 2016,
-        https://arxiv.org/abs/1605.04253).
-        """
-        if not isinstance(topk, int) or topk < 1:
-            raise ValueError(f'topk must be a positive int, got {topk!r}.')
-        if score_space not in SCORE_SPACES:
-            raise ValueError(f'score_space must be one of {SCORE_SPACES}, got '
-                             f'{score_space!r}.')
-        if label_space not in LABEL_SPACES:
-            raise ValueError(f'label_space must be one of {LABEL_SPACES}, got '
-                             f'{label_space!r}.')
-        if isinstance(gamma, bool) or not isinstance(
-                gamma, (int, float)) or not math.isfinite(gamma):
-            raise ValueError(f'gamma must be a finite number, got {gamma!r}.')
-        seen = self.semantics.seen_classes
-        if (gamma != 0 or label_space != 'all') and seen is None:
-            raise ValueError(
-                f'gamma={gamma} / label_space={label_space!r} need the seen '
-                'classes, which are unknown: pass seen_classes=[...] (ids or '
-                'names), or an att_splits.mat with res101.mat beside it.')
-        ids = {
-            'all': np.arange(len(self.classes)),
-            'seen': seen,
-            'unseen': self.semantics.unseen_classes
-        }[label_space]
-        if ids.size == 0:
-            raise ValueError(f'label_space={label_space!r}: there are no '
-                             f'{label_space} classes.')
+        """Scores (N, C), top-k labels (N, k): :func:`.rank_classes`."""
+        point = self.operating_point
         raw = torch.stack([p.pred_score.detach().float().cpu()
                            for p in preds]).numpy()
-        scores = to_score_space(raw, score_space, ids)
-        if gamma and seen is not None:
-            scores[:, seen] -= gamma
-        k = min(topk, ids.size)
-        top = np.argsort(-scores, axis=1, kind='stable')[:, :k]
-        return scores, top
+        return rank_classes(
+            raw,
+            self.semantics.seen_classes,
+            self.semantics.unseen_classes,
+            point.gamma if gamma is None else gamma,
+            point.score_space if score_space is None else score_space,
+            topk=topk,
+            label_space=label_space,
+            gamma_needs_seen=gamma is not None or self.gamma_given)
 
     def visualize(self,
                   ori_inputs: list,
@@ -461,7 +388,6 @@ class ZSLInferencer(BaseInferencer):
         ``show_dir`` (never overwriting) or show them."""
         if not show and show_dir is None:
             return None
-        from zeromamba_mm.visualization import ZSLVisualizer
         if self.visualizer is None:
             self.visualizer = ZSLVisualizer.get_instance(
                 f'zsl_inferencer_{id(self)}')

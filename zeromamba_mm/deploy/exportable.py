@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zeromamba_mm.evaluation.functional import SCORE_SPACES
+from zeromamba_mm.evaluation.score_spaces import SCORE_SPACES
+from zeromamba_mm.models.heads.head_wrapper import HeadWrapper
+from zeromamba_mm.models.utils import dct
 from .metadata import MODES
 
 
@@ -36,7 +38,6 @@ def plain_head(head: nn.Module) -> nn.Module:
         ValueError: If the wrapper predicts with its own branch
             (``test_introspective=True``), which the export leaves out.
     """
-    from zeromamba_mm.models.heads.head_wrapper import HeadWrapper
     if not isinstance(head, HeadWrapper):
         return head
     if getattr(head, 'test_introspective', False):
@@ -100,7 +101,6 @@ def fresh_caches(model: nn.Module) -> Iterator[None]:
     """Empty the constant caches of ``model`` (and the DCT matrices) before
     and after an export: torch.export fills them with its fake tensors,
     which would break every later PyTorch call."""
-    from zeromamba_mm.models.utils import dct
     caches = [dct._MATRIX_CACHE] + [
         vars(module)[name] for module in model.modules()
         for name in MODULE_CACHES if isinstance(vars(module).get(name), dict)

@@ -12,18 +12,25 @@ message and no file is written.
 """
 import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmpretrain.apis import get_model
+
+from zeromamba_mm.apis.model_zoo import resolve_model
+from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
+from zeromamba_mm.checkpoint import load_model_weights
+from zeromamba_mm.datasets.class_semantics import checkpoint_semantics
+from zeromamba_mm.evaluation.operating_point import resolve_operating_point
+from zeromamba_mm.structures.operating_point import OperatingPoint
+from zeromamba_mm.utils.atomic_files import write_atomically
 
 from .exportable import (ExportableClassifier, fresh_caches, frozen_decisions,
                          is_zero_shot)
 from .metadata import FORMAT_VERSION, encode_metadata, load_onnx_model
-from .operating_point import operating_point
 
 #: ONNX opset of the exported graphs (CumSum, Einsum, ... are all older).
 OPSET = 18
@@ -93,12 +100,6 @@ def load_classifier(config: str,
         :class:`~zeromamba_mm.structures.ClassSemantics` of a zero-shot model
         (None otherwise).
     """
-    from mmpretrain.apis import get_model
-
-    from zeromamba_mm.apis.model_zoo import resolve_model
-    from zeromamba_mm.checkpoint import load_model_weights
-    from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
-    from zeromamba_mm.datasets.class_semantics import checkpoint_semantics
     cfg, _ = resolve_model(config, False)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -294,33 +295,32 @@ def export_onnx(config: str,
     model, cfg, meta, semantics = load_classifier(config, checkpoint,
                                                   cfg_options,
                                                   class_attributes)
-    point = operating_point(
-        cfg, meta, source=checkpoint) if is_zero_shot(model) else dict(
-            gamma=0.0, score_space='softmax', source='n/a')
-    wrapper = ExportableClassifier(model, mode, point['gamma'],
-                                   point['score_space']).eval()
+    # The operating point of tools/test.py and the inferencer: the
+    # checkpoint's, else the config's test metric's.
+    point = resolve_operating_point(
+        cfg, meta, source=checkpoint) if is_zero_shot(model) else \
+        OperatingPoint(0.0, 'softmax', selected_on='n/a (no zero-shot head)')
+    wrapper = ExportableClassifier(model, mode, point.gamma,
+                                   point.score_space).eval()
     height, width, pipeline = input_size(pipeline_without_loading(cfg), shape)
     values = _metadata(
-        model, meta, wrapper, semantics, point, height, width, pipeline,
-        dynamic_batch,
+        model, meta, wrapper, semantics, point.to_meta(), height, width,
+        pipeline, dynamic_batch,
         dict(
             config=osp.basename(str(config)),
             checkpoint=osp.basename(str(checkpoint)),
             torch=torch.__version__))
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.export_', suffix='.onnx', dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not for a model file
-    try:
-        deviation = _export_to(tmp, wrapper, values, height, width,
-                               dynamic_batch, tolerance)
-        os.link(tmp, out)  # fails if `out` appeared meanwhile
-    finally:
-        os.remove(tmp)
-    return dict(out=out, metadata=values, deviation=deviation)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    deviation = []
+
+    def write(tmp: str) -> None:
+        deviation.append(
+            _export_to(tmp, wrapper, values, height, width, dynamic_batch,
+                       tolerance))
+
+    # Written beside `out`, checked, then linked: never replaces a file.
+    write_atomically(out, write, overwrite=False)
+    return dict(out=out, metadata=values, deviation=deviation[0])
 
 
 def _export_to(path: str, wrapper, values: dict, height: int, width: int,

@@ -21,6 +21,7 @@ from mmpretrain.structures import DataSample
 
 from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
 from zeromamba_mm.structures.class_semantics import ClassSemantics
+from zeromamba_mm.structures.operating_point import OperatingPoint
 from .metadata import (DeployedModelError, check_mode, input_names,
                        load_onnx_model, read_metadata)
 
@@ -37,6 +38,19 @@ def _tuples(value):
         return tuple(items) if all(isinstance(v, (int, float))
                                    for v in items) else items
     return value
+
+
+def exported_operating_point(stored: dict, onnx_file: str) -> OperatingPoint:
+    """The operating point kept in the file (its checkpoint's); files of
+    format 1 wrote ``source`` where points now have ``selected_on``."""
+    if 'source' in stored and 'selected_on' not in stored:
+        stored = dict(
+            gamma=stored['gamma'],
+            score_space=stored['score_space'],
+            protocol=stored.get('protocol', 'paper'),
+            selected_on=stored['source'])
+    return OperatingPoint.from_meta(
+        stored, source=f'{onnx_file} metadata operating_point')
 
 
 class ONNXZSLInferencer(ZSLInferencer):
@@ -107,6 +121,9 @@ class ONNXZSLInferencer(ZSLInferencer):
                         pipeline=_tuples(self.metadata['pipeline'])))))
         self.pipeline = self._init_pipeline(self.config)
         self.checkpoint_meta = {}
+        self.gamma_given = False
+        self.operating_point = exported_operating_point(
+            self.metadata['operating_point'], self.onnx_file)
         self.normalize_attributes = normalize_attributes
         stored = ClassSemantics(
             attributes=np.asarray(self.metadata['class_attributes'],
@@ -130,14 +147,6 @@ class ONNXZSLInferencer(ZSLInferencer):
     def num_attributes(self) -> int:
         """The attribute dimension A of the exported head."""
         return len(self.metadata['class_attributes'][0])
-
-    @property
-    def operating_point(self) -> dict:
-        """``gamma`` and ``score_space`` of the exported checkpoint, to pass
-        to ``__call__`` (``inferencer(img, **inferencer.operating_point)``).
-        """
-        point = self.metadata['operating_point']
-        return dict(gamma=point['gamma'], score_space=point['score_space'])
 
     def _apply(self, semantics: ClassSemantics) -> None:
         if semantics.num_attributes != self.num_attributes:

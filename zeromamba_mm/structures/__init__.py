@@ -1,2 +1,5 @@
-"""Values shared by training, testing and inference."""
-from .class_semantics import ClassSemantics  # noqa: F401
+"""Values shared by datasets, models, metrics, checkpoints and tools."""
+from .class_semantics import ClassSemantics
+from .operating_point import OperatingPoint
+
+__all__ = ['ClassSemantics', 'OperatingPoint']

@@ -7,6 +7,9 @@ One home for the project's file writing rules:
   into place; with ``overwrite=False`` it links instead, so an existing file
   is never replaced, not even by a file created meanwhile. A failure (a full
   disk, a directory as destination) leaves no partial file behind.
+* :func:`write_json_new` writes a JSON file that way, never replacing one;
+  :func:`reserve_new_files` claims fresh names ``stem[_k]<suffix>`` for
+  outputs that must not replace a user's file.
 * :func:`remove_stale_temp_files` removes the temporary files of processes
   that died while writing (``kill -9`` during a save).
 * :class:`WorkDirLock` gives one run at a time a work dir; the lock is the
@@ -15,10 +18,12 @@ One home for the project's file writing rules:
 """
 import errno
 import fcntl
+import json
+import math
 import os
 import os.path as osp
 import re
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 #: ``.<name>.tmp-<pid>``: the temporary name of ``<name>`` while written.
 _TMP_PATTERN = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
@@ -133,6 +138,70 @@ def write_text_atomically(path: str,
             f.write(text)
 
     write_atomically(path, write, overwrite=overwrite)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf (e.g. -inf for classes outside a label space) -> null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_new(path: str, payload: Any, indent: int = 2) -> None:
+    """Write ``payload`` as JSON to a new file ``path``, atomically.
+
+    Non-finite floats become ``null`` (JSON has none). The folder is created
+    if needed.
+
+    Args:
+        path (str): Destination; must not exist.
+        payload: JSON-serialisable data.
+        indent (int): JSON indentation. Defaults to 2.
+
+    Raises:
+        FileExistsError: ``path`` exists (or appeared meanwhile); nothing is
+            written.
+    """
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    text = json.dumps(_json_safe(payload), indent=indent, allow_nan=False)
+    write_text_atomically(path, text + '\n', overwrite=False)
+
+
+def reserve_new_files(directory: str, stem: str,
+                      suffixes: Sequence[str]) -> List[str]:
+    """Create new empty files ``stem[_k]<suffix>`` (one per suffix).
+
+    The first ``k`` (0: no ``_k``) for which none of the names exists is
+    taken; exclusive creation (mode ``'x'``) makes this safe against a
+    user's files and concurrent writers. The caller then fills the files.
+
+    Args:
+        directory (str): Folder (created if needed).
+        stem (str): File name stem.
+        suffixes (Sequence[str]): E.g. ``('.png', '.json')``.
+
+    Returns:
+        list[str]: The reserved paths, in the order of ``suffixes``.
+    """
+    os.makedirs(directory, exist_ok=True)
+    k = 0
+    while True:
+        name = stem if k == 0 else f'{stem}_{k}'
+        made = []
+        try:
+            for suffix in suffixes:
+                path = osp.join(directory, name + suffix)
+                open(path, 'x').close()
+                made.append(path)
+            return made
+        except FileExistsError:
+            for path in made:
+                os.remove(path)
+        k += 1
 
 
 def _pid_alive(pid: int) -> bool:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.dataset import default_collate
 
+from zeromamba_mm.utils.atomic_files import write_atomically
+
 __all__ = [
     'AttributeAttention', 'compute_attribute_attention',
     'plot_attribute_attention', 'draw_attribute_attention',
@@ -43,7 +45,8 @@ class AttributeAttention:
             attribute.
         pred_attributes (np.ndarray): (A,) predicted attribute vector ``Â``.
         class_scores (np.ndarray): (C,) raw class scores ``Â · a_c``.
-        pred_label (int): Top-1 class id (raw scores, all classes).
+        pred_label (int): Top-1 class id at the inferencer's operating
+            point (calibrated stacking, all classes).
         pred_class (str): Its name.
         shown (np.ndarray, optional): Ids of the attributes drawn, in panel
             order (set by :func:`visualize_attribute_attention`).
@@ -65,6 +68,27 @@ def check_out_file(out_file: str, overwrite: bool = False) -> None:
             'overwritten).')
     folder = osp.dirname(osp.abspath(out_file))
     os.makedirs(folder, exist_ok=True)
+
+
+def save_figure(fig, out_file: str, overwrite: bool = False) -> str:
+    """Save a figure as PNG through a temporary file: a crash leaves no
+    partial file, and without ``overwrite`` no file is ever replaced (also
+    not one created meanwhile).
+
+    Returns:
+        str: ``out_file``.
+    """
+    check_out_file(out_file, overwrite)
+    try:
+        write_atomically(
+            out_file,
+            lambda tmp: fig.savefig(tmp, format='png'),
+            overwrite=overwrite)
+    except FileExistsError:
+        raise FileExistsError(
+            f'{out_file} exists; choose another output path (nothing was '
+            'overwritten).') from None
+    return out_file
 
 
 def display_image(inputs: torch.Tensor) -> np.ndarray:
@@ -113,7 +137,8 @@ def compute_attribute_attention(
             f'{tuple(maps.shape)} per image; expected ({num_attributes}, h, '
             'w).')
     scores = pred.pred_score.float().cpu()
-    label = int(scores.argmax())
+    # The class tools/infer.py predicts: calibrated at the operating point.
+    label = int(inferencer.rank([pred], topk=1)[1][0, 0])
     return AttributeAttention(
         image=display_image(data['inputs']),
         maps=maps.numpy(),
@@ -152,9 +177,7 @@ def plot_attribute_attention(image: np.ndarray,
     fig = draw_attribute_attention(image, maps, attribute_scores,
                                    attribute_names, topk, order, title, cmap,
                                    alpha, ncols)
-    check_out_file(out_file, overwrite)
-    fig.savefig(out_file, format='png')
-    return out_file
+    return save_figure(fig, out_file, overwrite)
 
 
 def draw_attribute_attention(image: np.ndarray,

@@ -3,21 +3,29 @@
 Calibrated stacking (`Chao et al., ECCV 2016
 <https://arxiv.org/abs/1605.04253>`_) subtracts γ from the seen classes'
 scores; sweeping γ trades seen accuracy S for unseen accuracy U. The curve
-points come from a JSON file written by
-:class:`~zeromamba_mm.evaluation.GZSLMetric` (``curve_dir=...``), from a
-:class:`~zeromamba_mm.evaluation.functional.SeenUnseenCurve`, or from arrays.
-The plot marks the operating point of a chosen γ and gives the area under the
-curve (AUSUC) in the legend.
+points, :class:`CurvePoints` (the one type drawn and saved), come from the
+curve a :class:`~zeromamba_mm.evaluation.GZSLMetric` returns when asked
+(:class:`~zeromamba_mm.engine.SeenUnseenCurveHook`, ``tools/test.py --curve
+DIR``), from the JSON files that hook writes, from a
+:class:`~zeromamba_mm.evaluation.SeenUnseenCurve`, or from arrays. The plot
+marks the operating point of a chosen γ and gives the area under the curve
+(AUSUC) in the legend.
 """
 import json
-import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mmengine.visualization.utils import img_from_canvas
 
-from .attention import check_out_file
+from zeromamba_mm.evaluation.accuracy import harmonic_mean
+from zeromamba_mm.evaluation.seen_unseen import area_under_curve
+from zeromamba_mm.utils.atomic_files import (reserve_new_files,
+                                             write_text_atomically)
+from .attention import save_figure
 
 __all__ = [
     'CurvePoints', 'points_from_arrays', 'plot_seen_unseen_curve',
@@ -25,7 +33,7 @@ __all__ = [
     'metric_curve_points'
 ]
 
-#: Keys a curve JSON of GZSLMetric must hold.
+#: Keys a curve JSON (:func:`save_seen_unseen_curve`) must hold.
 REQUIRED_KEYS = ('U', 'S', 'gamma_low', 'gamma_high')
 
 
@@ -108,7 +116,7 @@ class CurvePoints:
     # ------------------------------------------------------------ readers
     @classmethod
     def from_json(cls, path: str) -> 'CurvePoints':
-        """Read a curve JSON written by GZSLMetric's ``curve_dir``."""
+        """Read a curve JSON of :func:`save_seen_unseen_curve`."""
         if not osp.isfile(path):
             raise FileNotFoundError(f'Curve file not found: {path}')
         try:
@@ -122,8 +130,9 @@ class CurvePoints:
         missing = [k for k in REQUIRED_KEYS if k not in record]
         if missing:
             raise ValueError(
-                f'{path} has no {missing}: expected the curve JSON of '
-                f"GZSLMetric(curve_dir=...) with keys {list(REQUIRED_KEYS)}; "
+                f'{path} has no {missing}: expected a curve JSON of '
+                'tools/test.py --curve (SeenUnseenCurveHook) with keys '
+                f'{list(REQUIRED_KEYS)}; '
                 f'found {sorted(record)}.')
         points = cls(
             unseen=record['U'],
@@ -159,7 +168,6 @@ class CurvePoints:
     @property
     def ausuc(self) -> float:
         """Area under the curve (%, trapezoids over U, in point order)."""
-        from zeromamba_mm.evaluation.functional import area_under_curve
         return 100 * area_under_curve(self.unseen / 100, self.seen / 100)
 
     def at_gamma(self, gamma: float) -> Tuple[float, float]:
@@ -175,10 +183,6 @@ class CurvePoints:
         k = int(np.searchsorted(self.gamma_low, gamma, side='right')) - 1
         k = min(max(k, 0), self.unseen.size - 1)
         return float(self.unseen[k]), float(self.seen[k])
-
-
-def _harmonic(u: float, s: float) -> float:
-    return 0.0 if u + s == 0 else 2 * u * s / (u + s)
 
 
 def _as_points(curve) -> CurvePoints:
@@ -204,13 +208,10 @@ def draw_seen_unseen_curve(curve: Union[str, CurvePoints, object],
     Returns:
         matplotlib.figure.Figure: The figure.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     points = _as_points(curve)
     if gamma is not None:
         u, s = points.at_gamma(float(gamma))
-        operating = dict(gamma=float(gamma), U=u, S=s, H=_harmonic(u, s))
+        operating = dict(gamma=float(gamma), U=u, S=s, H=harmonic_mean(u, s))
     else:
         operating = points.operating_point
     fig = Figure(figsize=(5.5, 5.5), dpi=100)
@@ -260,7 +261,6 @@ def draw_seen_unseen_curve(curve: Union[str, CurvePoints, object],
 
 def figure_to_array(fig) -> np.ndarray:
     """An Agg figure -> (H, W, 3) uint8 RGB array."""
-    from mmengine.visualization.utils import img_from_canvas
     return np.ascontiguousarray(img_from_canvas(fig.canvas))
 
 
@@ -291,32 +291,8 @@ def plot_seen_unseen_curve(curve: Union[str, CurvePoints, object],
         str: ``out_file``.
     """
     points = _as_points(curve)
-    check_out_file(out_file, overwrite)
-    draw_seen_unseen_curve(points, gamma, title, show_best).savefig(
-        out_file, format='png')
-    return out_file
-
-
-def _reserve(directory: str, stem: str, suffixes: Sequence[str]):
-    """Create new empty files ``stem[_k]<suffix>`` that did not exist.
-
-    Exclusive creation (mode ``'x'``) makes this safe against a user's files
-    and against concurrent writers.
-    """
-    k = 0
-    while True:
-        name = stem if k == 0 else f'{stem}_{k}'
-        paths = [osp.join(directory, name + suf) for suf in suffixes]
-        made = []
-        try:
-            for path in paths:
-                open(path, 'x').close()
-                made.append(path)
-            return paths
-        except FileExistsError:
-            for path in made:
-                os.remove(path)
-        k += 1
+    figure = draw_seen_unseen_curve(points, gamma, title, show_best)
+    return save_figure(figure, out_file, overwrite)
 
 
 def metric_curve_points(curve, operating_point: dict, best: dict,
@@ -339,7 +315,7 @@ def metric_curve_points(curve, operating_point: dict, best: dict,
         gamma=float(operating_point['gamma']),
         U=100 * u,
         S=100 * s,
-        H=100 * _harmonic(u, s))
+        H=100 * harmonic_mean(u, s))
     points.best_gamma_point = dict(
         gamma=float(best['gamma']),
         U=100 * best['U'],
@@ -349,45 +325,39 @@ def metric_curve_points(curve, operating_point: dict, best: dict,
     return points
 
 
-def save_seen_unseen_curve(directory: str, stem: str, curve,
-                           operating_point: dict, best: dict, protocol: str,
-                           score_space: str) -> Tuple[str, str]:
-    """Write a curve as JSON (readable by :meth:`CurvePoints.from_json`) and
-    PNG, under new names ``stem[_k].json/.png`` in ``directory``.
+def save_seen_unseen_curve(directory: str, stem: str,
+                           points: CurvePoints) -> Tuple[str, str]:
+    """Write curve points as PNG and JSON (readable by
+    :meth:`CurvePoints.from_json`) under new names ``stem[_k].png/.json``.
 
     Args:
         directory (str): Output folder (created if needed).
         stem (str): File name stem.
-        curve (SeenUnseenCurve): The curve (fractions).
-        operating_point (dict): ``gamma``, ``U``, ``S`` (fractions) in force.
-        best (dict): :func:`~zeromamba_mm.evaluation.best_gamma_on_curve`.
-        protocol (str): The metric's protocol.
-        score_space (str): The score space of γ.
+        points (CurvePoints): The curve, e.g. of :func:`metric_curve_points`.
 
     Returns:
         tuple[str, str]: The PNG and JSON paths.
     """
-    os.makedirs(directory, exist_ok=True)
-    png, js = _reserve(directory, stem, ('.png', '.json'))
-    points = metric_curve_points(curve, operating_point, best, protocol,
-                                 score_space)
+    png, js = reserve_new_files(directory, stem, ('.png', '.json'))
 
     def finite(values):  # JSON has no inf: an unbounded end is null
-        return [None if np.isinf(v) else float(v) for v in values]
+        return None if values is None else [
+            None if np.isinf(v) else float(v) for v in values
+        ]
 
     record = dict(
-        protocol=protocol,
-        score_space=score_space,
-        ausuc=100 * curve.ausuc,
+        protocol=points.protocol,
+        score_space=points.score_space,
+        ausuc=points.ausuc,
         operating_point=points.operating_point,
         best_gamma_point=points.best_gamma_point,
         gamma_low=finite(points.gamma_low),
         gamma_high=finite(points.gamma_high),
         U=points.unseen.tolist(),
         S=points.seen.tolist())
-    with open(js, 'w', encoding='utf-8') as f:
-        json.dump(record, f, indent=1, allow_nan=False)
-    plot_seen_unseen_curve(js, png, overwrite=True)
+    # The reserved (empty) files are this call's own: fill them.
+    write_text_atomically(js, json.dumps(record, indent=1, allow_nan=False))
+    plot_seen_unseen_curve(points, png, overwrite=True)
     return png, js
 
 

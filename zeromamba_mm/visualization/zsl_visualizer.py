@@ -1,17 +1,15 @@
 """A visualizer for zero-shot predictions, attention maps and curves."""
-import os
-import os.path as osp
 import textwrap
 from typing import List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
-from mmengine.dist import master_only
 from mmengine.visualization.utils import img_from_canvas
 from mmpretrain.structures import DataSample
 from mmpretrain.visualization import UniversalVisualizer
 
 from zeromamba_mm.registry import VISUALIZERS
+from zeromamba_mm.utils.atomic_files import reserve_new_files
 from .attention import draw_attribute_attention
 from .curves import draw_seen_unseen_curve, figure_to_array
 
@@ -153,15 +151,9 @@ class ZSLVisualizer(UniversalVisualizer):
 
     @staticmethod
     def unique_file(directory: str, name: str, suffix: str = '.png') -> str:
-        """A path ``directory/name[_k].png`` that does not exist yet."""
-        os.makedirs(directory, exist_ok=True)
-        k = 0
-        while True:
-            path = osp.join(directory,
-                            (name if k == 0 else f'{name}_{k}') + suffix)
-            if not osp.exists(path):
-                return path
-            k += 1
+        """A new file ``directory/name[_k].png``, created empty (claimed,
+        so that no other writer takes it), for this visualizer to fill."""
+        return reserve_new_files(directory, name, (suffix, ))[0]
 
     def _names(self, key: str, count: int, fallback: str) -> Sequence[str]:
         names = (self.dataset_meta or {}).get(key)

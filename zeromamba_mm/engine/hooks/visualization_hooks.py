@@ -3,8 +3,8 @@
 :class:`ZSLVisualizationHook` draws predictions of a bounded number of
 samples per run; :class:`SeenUnseenCurveHook` draws the seen-unseen curve of
 every evaluation. Both hand their pictures to the runner's visualizer
-(``add_image``: LocalVisBackend, TensorBoard, W&B) or, for predictions with
-``out_dir``, to PNG files.
+(``add_image``: LocalVisBackend, TensorBoard, W&B) or, with ``out_dir``, to
+files (``tools/test.py --show-dir`` / ``--curve``), never overwriting one.
 """
 import math
 import os.path as osp
@@ -15,10 +15,14 @@ from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.visualization import Visualizer
 
+from zeromamba_mm.evaluation.metrics.gzsl_metric import CURVE_KEY
 from zeromamba_mm.registry import HOOKS
-
-#: Key suffix of the curve entry of GZSLMetric's results.
-CURVE_KEY = 'gzsl/curve'
+from zeromamba_mm.visualization.attention import display_image
+from zeromamba_mm.visualization.curves import (draw_seen_unseen_curve,
+                                               figure_to_array,
+                                               metric_curve_points,
+                                               save_seen_unseen_curve)
+from zeromamba_mm.visualization.zsl_visualizer import ZSLVisualizer
 
 
 def _step(runner) -> int:
@@ -133,8 +137,6 @@ class ZSLVisualizationHook(Hook):
         self._count += len(outputs)
         if not self.enable or not is_main_process():
             return
-        from zeromamba_mm.visualization import ZSLVisualizer
-        from zeromamba_mm.visualization.attention import display_image
         visualizer = Visualizer.get_current_instance()
         start = math.ceil(first / self._every) * self._every
         for sample_id in range(start, self._count, self._every):
@@ -161,22 +163,37 @@ class ZSLVisualizationHook(Hook):
 
 @HOOKS.register_module()
 class SeenUnseenCurveHook(Hook):
-    """Send the seen-unseen curve of every evaluation to the vis backends.
+    """Draw the seen-unseen curve of every evaluation.
 
-    Before each validation and test run, the hook asks the loop's
-    :class:`~zeromamba_mm.evaluation.GZSLMetric` s for their curve
-    (``return_curve``); after it, it takes the ``gzsl/curve`` entries out of
-    the metrics (they are no scalars: the log shows the numbers only), draws
-    each with :func:`~zeromamba_mm.visualization.draw_seen_unseen_curve`
-    (operating point of the γ in force, best-H point) and hands the picture
-    to ``runner.visualizer.add_image`` as ``<phase>_<prefix>seen_unseen_
-    curve`` at the epoch (validation) or 0 (test). The metric itself draws
-    nothing: evaluation does not depend on visualization.
+    Before each validation and test run, the hook asks the loop's metrics
+    that can give a curve (``return_curve``, i.e.
+    :class:`~zeromamba_mm.evaluation.GZSLMetric`) for it; after the run, it
+    takes the ``gzsl/curve`` entries out of the metrics (they are no
+    scalars: the log shows the numbers only) and draws each with
+    :func:`~zeromamba_mm.visualization.draw_seen_unseen_curve` (operating
+    point of the γ in force, best-H point):
 
-    Its priority (NORMAL) puts it after MMEngine's RuntimeInfoHook and
-    before the LoggerHook and CheckpointHook.
+    * to ``runner.visualizer.add_image`` as ``<phase>_<prefix>seen_unseen_
+      curve`` at the epoch (validation) or 0 (test);
+    * with ``out_dir`` (``tools/test.py --curve DIR``), also as PNG and
+      JSON files ``<phase>_<prefix>seen_unseen_curve[_k].png/.json`` under
+      new names (never overwriting; ``tools/plot_seen_unseen_curve.py``
+      redraws the JSON).
+
+    The metric itself draws and writes nothing: evaluation does not depend
+    on visualization. Its priority (NORMAL) puts it after MMEngine's
+    RuntimeInfoHook and before the LoggerHook and CheckpointHook.
+
+    Args:
+        out_dir (str, optional): Folder of the curve files. Defaults to None
+            (vis backends only).
     """
     priority = 'NORMAL'
+
+    def __init__(self, out_dir: Optional[str] = None) -> None:
+        self.out_dir = out_dir
+        #: Files written by this hook (PNG, JSON) in order.
+        self.written = []
 
     @staticmethod
     def _ask(loop) -> None:
@@ -202,9 +219,6 @@ class SeenUnseenCurveHook(Hook):
 
     def _send(self, runner, metrics: Optional[Dict], phase: str,
               step: int) -> None:
-        from zeromamba_mm.visualization import (draw_seen_unseen_curve,
-                                                figure_to_array)
-        from zeromamba_mm.visualization.curves import metric_curve_points
         for key in [k for k in (metrics or {}) if k.endswith(CURVE_KEY)]:
             entry = metrics.pop(key)
             # RuntimeInfoHook (priority VERY_HIGH) has kept the non-scalar
@@ -212,8 +226,15 @@ class SeenUnseenCurveHook(Hook):
             runner.message_hub.runtime_info.pop(f'{phase}/{key}', None)
             if not is_main_process():
                 continue
-            points = metric_curve_points(**entry)
             prefix = key[:-len('curve')].replace('/', '_')
+            name = f'{phase}_{prefix}seen_unseen_curve'
+            points = metric_curve_points(**entry)
             picture = figure_to_array(draw_seen_unseen_curve(points))
-            runner.visualizer.add_image(f'{phase}_{prefix}seen_unseen_curve',
-                                        picture, step)
+            runner.visualizer.add_image(name, picture, step)
+            if self.out_dir is not None:
+                stem = name if phase == 'test' else f'{name}_epoch{step}'
+                files = save_seen_unseen_curve(self.out_dir, stem, points)
+                self.written.extend(files)
+                runner.logger.info(
+                    f'Seen-unseen curve written to {files[0]} and '
+                    f'{files[1]}.')

@@ -5,18 +5,29 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import MessageHub, print_log
+from mmengine.logging import print_log
 
 from zeromamba_mm.registry import METRICS
-from ..functional import (SCORE_SPACES, SeenUnseenCurve, best_gamma_on_curve,
-                          gzsl_accuracy, seen_unseen_curve, to_numpy, zsl_top1)
+from zeromamba_mm.structures.operating_point import (DEFAULT_SCORE_SPACE,
+                                                     PROTOCOLS, SCORE_SPACES,
+                                                     OperatingPoint)
+from ..accuracy import gzsl_accuracy, zsl_top1
+from ..score_spaces import to_numpy
+from ..seen_unseen import (SeenUnseenCurve, best_gamma_on_curve,
+                           seen_unseen_curve)
 from .result_checks import deduplicate_results
 
-__all__ = ['GZSLMetric', 'PROTOCOLS', 'GAMMA_MODES']
+__all__ = ['GZSLMetric', 'PROTOCOLS', 'GAMMA_MODES', 'POINT_KEY', 'CURVE_KEY']
 
-PROTOCOLS = ('paper', 'clean')
 #: String values of ``gamma`` (the rest are numbers).
 GAMMA_MODES = ('sweep', 'selected')
+#: Result entry holding the :class:`OperatingPoint` in force, as
+#: :meth:`~OperatingPoint.to_meta` (not a scalar:
+#: :class:`~zeromamba_mm.engine.OperatingPointHook` takes it out of the
+#: metrics before they are logged and records it in the checkpoints).
+POINT_KEY = 'gzsl/operating_point'
+#: Result entry of the seen-unseen curve, when asked for (``return_curve``).
+CURVE_KEY = 'gzsl/curve'
 
 
 def _item(value):
@@ -56,8 +67,16 @@ class GZSLMetric(BaseMetric):
     and left out of its group's mean (``n_c = 0``); it stays a candidate of
     every argmax. ``prefix`` is put before the group (``prefix/gzsl/H``).
 
-    The metric has no side effects: it writes nothing to the message hub.
-    Model selection protocols:
+    - ``gzsl/operating_point``: the
+      :class:`~zeromamba_mm.structures.OperatingPoint` in force (γ, score
+      space, protocol, where γ came from) as a plain dict (``to_meta``), the
+      one non-scalar entry, which
+      :class:`~zeromamba_mm.engine.OperatingPointHook` records in the
+      checkpoints.
+
+    The metric has no side effects: it writes no file and nothing to the
+    message hub; it returns numbers (and the point). Model selection
+    protocols:
 
     - ``'paper'``: a fixed ``gamma=<float>`` (0 by default; ZeroMamba used
       0.30 CUB, 0.35 SUN, 0.98 AWA2 in softmax space), evaluated on the test
@@ -65,9 +84,11 @@ class GZSLMetric(BaseMetric):
     - ``'clean'``: validate on ``clean_val`` (pseudo-unseen classes carved
       from the seen ones) with ``gamma='sweep'`` (the best-H γ of this
       evaluation, reported as ``gzsl/gamma``), and test with
-      ``gamma='selected'``: the γ that
-      :class:`~zeromamba_mm.engine.hooks.SelectedGammaHook` kept with the
-      checkpoint and hands over by :meth:`set_selected_gamma`.
+      ``gamma='selected'``: the operating point that
+      :class:`~zeromamba_mm.engine.OperatingPointHook` kept with the
+      checkpoint and hands over by :meth:`set_operating_point`
+      (``tools/test.py`` passes it as a fixed ``gamma`` with
+      ``selected_on``).
 
     Args:
         gamma (float | str, optional): γ, ``'sweep'`` or ``'selected'`` (both
@@ -75,12 +96,11 @@ class GZSLMetric(BaseMetric):
             ``'paper'``, ``'sweep'`` for ``'clean'``.
         score_space (str): ``'softmax'`` (softmax over the label space, then
             subtract γ on seen classes; ZeroMamba) or ``'raw'``. Defaults to
-            ``'softmax'``.
+            ``DEFAULT_SCORE_SPACE`` of :mod:`zeromamba_mm.structures`.
         protocol (str): ``'paper'`` or ``'clean'``. Defaults to ``'paper'``.
-        curve_dir (str, optional): If set, save the seen-unseen curve of each
-            evaluation there as PNG and JSON (by
-            :func:`zeromamba_mm.visualization.save_seen_unseen_curve`, never
-            overwriting a file). Defaults to None.
+        selected_on (str, optional): Where a fixed ``gamma`` came from, in
+            words, for the log and the published point (``tools/test.py``
+            names the checkpoint here). Defaults to None: the config.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Put before the metric groups. Defaults to
             None.
@@ -103,9 +123,9 @@ class GZSLMetric(BaseMetric):
 
     def __init__(self,
                  gamma: Union[float, str, None] = None,
-                 score_space: str = 'softmax',
+                 score_space: str = DEFAULT_SCORE_SPACE,
                  protocol: str = 'paper',
-                 curve_dir: Optional[str] = None,
+                 selected_on: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  collect_dir: Optional[str] = None) -> None:
@@ -141,10 +161,10 @@ class GZSLMetric(BaseMetric):
         self.gamma = gamma
         self.score_space = score_space
         self.protocol = protocol
-        self.curve_dir = curve_dir
-        #: Set by :meth:`set_selected_gamma` (``gamma='selected'``).
-        self.selected_gamma: Optional[float] = None
-        self.selected_gamma_source = ''
+        self.selected_on = selected_on or (
+            f'config {prefix + " " if prefix else ""}GZSLMetric (fixed γ)')
+        #: Set by :meth:`set_operating_point` (``gamma='selected'``).
+        self.selected_point: Optional[OperatingPoint] = None
         self._expected_size: Optional[int] = None
         self._reported_empty: set = set()
         #: Also return the curve of each evaluation under ``gzsl/curve``
@@ -158,30 +178,31 @@ class GZSLMetric(BaseMetric):
         """The logged name of a metric, e.g. ``key('gzsl/H')``."""
         return f'{self.prefix}/{name}' if self.prefix else name
 
-    def set_selected_gamma(
-            self,
-            gamma: float,
-            score_space: str,
-            source: str = 'selected on the validation split') -> None:
-        """Hand over the γ selected on validation (``gamma='selected'``).
+    def configured_point(self) -> Optional[OperatingPoint]:
+        """The operating point of a fixed ``gamma`` (None for ``'sweep'`` and
+        ``'selected'``, whose γ is known only at evaluation)."""
+        if not isinstance(self.gamma, float):
+            return None
+        return OperatingPoint(self.gamma, self.score_space, self.protocol,
+                              self.selected_on)
+
+    def set_operating_point(self, point: OperatingPoint) -> None:
+        """Hand over the operating point kept with the checkpoint
+        (``gamma='selected'``).
 
         Args:
-            gamma (float): The selected γ.
-            score_space (str): The score space it was selected in; must be
-                this metric's.
-            source (str): Where it came from, for the log.
+            point (OperatingPoint): The point; its score space must be this
+                metric's (γ means nothing in another space).
         """
-        gamma = float(gamma)
-        if not np.isfinite(gamma):
-            raise ValueError(f'The selected gamma must be finite, got {gamma}'
-                             f' ({source}).')
-        if score_space != self.score_space:
+        if not isinstance(point, OperatingPoint):
+            raise TypeError('set_operating_point needs an OperatingPoint, got '
+                            f'{type(point).__name__}.')
+        if point.score_space != self.score_space:
             raise ValueError(
-                f'The γ={gamma:.6g} {source} was chosen in score_space='
-                f'{score_space!r}, but this metric uses '
+                f'The γ={point.gamma:.6g} ({point.selected_on}) was chosen in '
+                f'score_space={point.score_space!r}, but this metric uses '
                 f'score_space={self.score_space!r}.')
-        self.selected_gamma = gamma
-        self.selected_gamma_source = source
+        self.selected_point = point
 
     # ------------------------------------------------------------------
     def process(self, data_batch, data_samples: Sequence) -> None:
@@ -267,20 +288,29 @@ class GZSLMetric(BaseMetric):
         metrics['gzsl/gamma'] = gamma
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics['gzsl/num_samples'] = int(target.size)
+        # Plain types (to_meta): results travel between ranks and may sit
+        # in the message hub that checkpoints keep.
+        metrics[POINT_KEY] = OperatingPoint(gamma, self.score_space,
+                                            self.protocol, source).to_meta()
         if self.return_curve and curve is not None:
-            metrics['gzsl/curve'] = dict(
+            metrics[CURVE_KEY] = dict(
                 curve=curve,
                 operating_point=dict(gamma=gamma, U=acc['U'], S=acc['S']),
                 best=best,
                 protocol=self.protocol,
                 score_space=self.score_space)
         self._log_protocol(gamma, source, best)
-        if self.curve_dir is not None and curve is not None:
-            self._save_curve(curve, gamma, acc, best)
         return metrics
 
     # ------------------------------------------------------------------
     def _meta(self):
+        """Seen ids, unseen ids and class names of the evaluated split.
+
+        From ``dataset_meta['class_semantics']`` (a
+        :class:`~zeromamba_mm.structures.ClassSemantics`: ``seen_classes``,
+        ``unseen_classes``, ``class_names``), else from the keys
+        ``seen_classes``, ``unseen_classes`` and ``classes``.
+        """
         meta = self.dataset_meta
         if not meta:
             raise ValueError(
@@ -288,17 +318,24 @@ class GZSLMetric(BaseMetric):
                 'unseen_classes; build it through an Evaluator whose dataset '
                 'provides them (e.g. zeromamba_mm.ZSLDataset) or set '
                 '`metric.dataset_meta`.')
-        for key in ('seen_classes', 'unseen_classes'):
-            if meta.get(key) is None:
-                raise KeyError(f'dataset_meta has no {key!r} (keys: '
-                               f'{sorted(meta)}); GZSLMetric needs the global '
-                               'ids of the seen and unseen classes.')
-        seen = np.unique(to_numpy(meta['seen_classes']).astype(np.int64))
-        unseen = np.unique(to_numpy(meta['unseen_classes']).astype(np.int64))
+        semantics = meta.get('class_semantics')
+        if semantics is not None:
+            seen, unseen = semantics.seen_classes, semantics.unseen_classes
+            names = semantics.class_names
+        else:
+            for key in ('seen_classes', 'unseen_classes'):
+                if meta.get(key) is None:
+                    raise KeyError(
+                        f'dataset_meta has no {key!r} (keys: {sorted(meta)})'
+                        '; GZSLMetric needs the global ids of the seen and '
+                        'unseen classes.')
+            seen, unseen = meta['seen_classes'], meta['unseen_classes']
+            names = meta.get('classes')
+        seen = np.unique(to_numpy(seen).astype(np.int64))
+        unseen = np.unique(to_numpy(unseen).astype(np.int64))
         if seen.size == 0 or unseen.size == 0:
             raise ValueError('dataset_meta seen_classes and unseen_classes '
                              'must both be non-empty.')
-        names = meta.get('classes')
         return seen, unseen, (tuple(names) if names is not None else None)
 
     @staticmethod
@@ -360,7 +397,7 @@ class GZSLMetric(BaseMetric):
     def _resolve_gamma(self, curve: Optional[SeenUnseenCurve]):
         """Return the γ in force and a phrase saying where it came from."""
         if isinstance(self.gamma, float):
-            return self.gamma, 'configured'
+            return self.gamma, self.selected_on
         if self.gamma == 'sweep':
             if curve is None:
                 raise ValueError(
@@ -368,15 +405,16 @@ class GZSLMetric(BaseMetric):
                     'classes in the validation split.')
             return best_gamma_on_curve(curve)['gamma'], \
                 'swept on this validation split'
-        if self.selected_gamma is None:
+        if self.selected_point is None:
             raise RuntimeError(
-                "GZSLMetric(gamma='selected') has no γ: add "
-                "dict(type='zeromamba_mm.SelectedGammaHook') to custom_hooks "
-                "and test a checkpoint trained with protocol='clean' (the "
-                'hook keeps the selected γ in its meta), or pass '
+                "GZSLMetric(gamma='selected') has no γ: test with "
+                'tools/test.py (it hands over the operating point kept in '
+                "the checkpoint's meta), or add dict(type="
+                "'zeromamba_mm.OperatingPointHook') to custom_hooks and test "
+                "a checkpoint trained with protocol='clean', or pass "
                 'gamma=<float> (the gzsl/gamma logged at the best '
                 'validation epoch).')
-        return self.selected_gamma, self.selected_gamma_source
+        return self.selected_point.gamma, self.selected_point.selected_on
 
     def _log_protocol(self, gamma: float, source: str, best) -> None:
         line = (f'GZSLMetric [protocol={self.protocol}] '
@@ -390,25 +428,3 @@ class GZSLMetric(BaseMetric):
                          f'(={best["gamma"]:.6g}) are an oracle: γ chosen on '
                          'this evaluated split.')
         print_log(line, logger='current')
-
-    def _save_curve(self, curve: SeenUnseenCurve, gamma: float, acc: dict,
-                    best: dict) -> None:
-        from zeromamba_mm.visualization.curves import save_seen_unseen_curve
-        hub = MessageHub.get_current_instance()
-        stage = hub.get_info('loop_stage') or 'eval'
-        epoch = hub.get_info('epoch')
-        # mmengine stores the 0-based epoch being trained; the validation
-        # after it belongs to checkpoint epoch_{epoch + 1}.
-        tag = f'{stage}_epoch{int(epoch) + 1}' if (
-            stage == 'val' and epoch is not None) else stage
-        png, js = save_seen_unseen_curve(
-            self.curve_dir,
-            f'{self.prefix or "gzsl"}_seen_unseen_curve_{tag}',
-            curve,
-            operating_point=dict(gamma=gamma, U=acc['U'], S=acc['S']),
-            best=best,
-            protocol=self.protocol,
-            score_space=self.score_space)
-        print_log(
-            f'GZSLMetric: seen-unseen curve saved to {png} and {js}.',
-            logger='current')
