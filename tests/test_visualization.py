@@ -291,8 +291,12 @@ def test_visualizer_draws_attention_with_attribute_names(
     maps = torch.softmax(torch.as_tensor(rng.normal(size=(8, 36))), dim=1)
     sample = DataSample().set_pred_label(3).set_pred_score(
         torch.as_tensor(rng.random(5)))
-    sample.set_field(maps.reshape(8, 6, 6), 'attention_maps')
-    sample.set_field(torch.as_tensor(rng.random(8)), 'pred_attributes')
+    # As a head hands them over: tensors that may need detaching (on
+    # CUDA also a move to the CPU).
+    sample.set_field(
+        maps.reshape(8, 6, 6).clone().requires_grad_(), 'attention_maps')
+    sample.set_field(
+        torch.as_tensor(rng.random(8)).requires_grad_(), 'pred_attributes')
     image = np.full((96, 96, 3), 120, np.uint8)
     # To the vis backend (as VisualizationHook / test.py --show-dir do).
     drawn = visualizer.visualize_cls(image, sample, name='img', step=2)

@@ -8,10 +8,12 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 from mmcv.image import imread
+from mmengine.config import Config
+from mmpretrain.datasets import remove_transform
 
 __all__ = [
     'ImageType', 'IMAGE_EXTENSIONS', 'list_images', 'load_image',
-    'check_batch_size', 'check_new_classes'
+    'check_batch_size', 'check_new_classes', 'pipeline_without_loading'
 ]
 
 ImageType = Union[str, Path, np.ndarray]
@@ -119,3 +121,20 @@ def check_new_classes(names: Union[str, Sequence[str]], attributes,
         raise ValueError(f'Classes {clash[:5]} already exist; use '
                          'set_classes() to change them.')
     return names, attributes
+
+
+def pipeline_without_loading(cfg: Config) -> List[dict]:
+    """The config's test pipeline without ``LoadImageFromFile``: the
+    inferencers load images (files or in-memory arrays) themselves.
+
+    Raises:
+        KeyError: if the config has no ``test_dataloader.dataset.pipeline``.
+    """
+    try:
+        pipeline = cfg.test_dataloader.dataset.pipeline
+    except AttributeError as e:
+        raise KeyError(
+            'The config has no test_dataloader.dataset.pipeline, which the '
+            'inferencers and the ONNX export use to prepare images; add the '
+            'test pipeline of a config under configs/.') from e
+    return [dict(t) for t in remove_transform(pipeline, 'LoadImageFromFile')]

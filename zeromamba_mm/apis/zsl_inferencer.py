@@ -26,25 +26,24 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmpretrain.apis import get_model
 from mmpretrain.apis.base import BaseInferencer
+from mmpretrain.registry import TRANSFORMS
 from mmpretrain.structures import DataSample
 
 from zeromamba_mm.checkpoint import load_model_weights
-from zeromamba_mm.datasets.class_semantics import (checkpoint_semantics,
-                                                   load_class_semantics)
+from zeromamba_mm.datasets.class_semantics import (load_class_semantics,
+                                                   semantics_for_inference)
 from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
-from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
-                                                     ClassSemantics)
+from zeromamba_mm.structures.class_semantics import ClassSemantics
 from zeromamba_mm.evaluation.operating_point import resolve_operating_point
 from zeromamba_mm.structures.operating_point import OperatingPoint
 from zeromamba_mm.visualization.zsl_visualizer import ZSLVisualizer
 from .images import (ImageType, check_batch_size, check_new_classes,
-                     list_images, load_image)
+                     list_images, load_image, pipeline_without_loading)
 from .model_zoo import list_plugin_models, resolve_model
 from .ranking import LABEL_SPACES, rank_classes
 
@@ -72,8 +71,9 @@ class ZSLInferencer(BaseInferencer):
             model. A local path is needed for a model name: the release files
             cannot be downloaded.
         device (str | torch.device, optional): Defaults to CUDA if available.
-        class_attributes (str | Path | array, optional): The classes to score
-            (``.npy``/``.csv``/xlsa17 ``att_splits.mat`` or a (C, A) array).
+        class_attributes (str | Path | array | ClassSemantics, optional):
+            The classes to score (``.npy``/``.csv``/xlsa17 ``att_splits.mat``,
+            a (C, A) array, or a ClassSemantics taken as it is).
             Defaults to the classes the checkpoint was tested on
             (``meta['zsl_class_semantics']``, used as stored: the rows the
             model was trained with), else (older checkpoints) the training
@@ -122,7 +122,6 @@ class ZSLInferencer(BaseInferencer):
                  score_space: Optional[str] = None,
                  operating_point_overrides_by: str = 'keyword arguments',
                  **kwargs) -> None:
-        import zeromamba_mm  # noqa: F401  (registers the modules)
         if checkpoint is not None:
             if pretrained not in (True, checkpoint):
                 raise ValueError('Give the weights once: pretrained= or its '
@@ -147,34 +146,13 @@ class ZSLInferencer(BaseInferencer):
         super().__init__(built, pretrained=False, device=device)
         self.checkpoint_meta = meta
         self.normalize_attributes = normalize_attributes
-        dataset_meta = meta.get('dataset_meta') or getattr(
-            self.model, '_dataset_meta', None) or {}
-        stored = checkpoint_semantics(meta, str(pretrained), class_names,
-                                      seen_classes, attribute_names)
-        if class_attributes is None and stored is not None:
-            self._apply(stored)  # as recorded: no re-normalisation
-            return
-        if class_attributes is None and isinstance(pretrained, (str, Path)):
-            print_log(
-                f'{pretrained} has no meta.{CHECKPOINT_META_KEY} (a '
-                'checkpoint of an older version): scoring the training '
-                "classes of meta['dataset_meta'], normalised as "
-                f'normalize_attributes={normalize_attributes} says.',
-                logger='current')
-        if class_attributes is None:
-            if dataset_meta.get('class_attributes') is None:
-                raise ValueError(
-                    'No classes to score: give class_attributes (a .npy, .csv '
-                    'or att_splits.mat file, or a (C, A) array); the '
-                    'checkpoint has no meta.dataset_meta.class_attributes.')
-            class_attributes = dataset_meta['class_attributes']
-            class_names = class_names or dataset_meta.get('classes')
-            if seen_classes is None:
-                seen_classes = dataset_meta.get('seen_classes')
-        attribute_names = attribute_names or dataset_meta.get(
-            'attribute_names')
-        self.set_classes(class_attributes, class_names, seen_classes,
-                         attribute_names)
+        self._apply(
+            semantics_for_inference(
+                dict(meta, dataset_meta=meta.get('dataset_meta') or getattr(
+                    self.model, '_dataset_meta', None)),
+                str(pretrained) if pretrained else 'the model', class_attributes,
+                class_names, seen_classes, attribute_names,
+                normalize_attributes))
         #: γ and score space of :meth:`rank`; ``gamma_given``: by the caller.
         self.gamma_given = gamma is not None
         self.operating_point: OperatingPoint = resolve_operating_point(
@@ -196,18 +174,9 @@ class ZSLInferencer(BaseInferencer):
             gamma, score_space, by=by)
 
     def _init_pipeline(self, cfg: Config) -> Callable:
-        from mmpretrain.datasets import remove_transform
-        from mmpretrain.registry import TRANSFORMS
-        try:
-            pipeline = cfg.test_dataloader.dataset.pipeline
-        except AttributeError as e:
-            raise KeyError(
-                'The config has no test_dataloader.dataset.pipeline, which '
-                'ZSLInferencer uses to prepare images.') from e
-        # Images are loaded (files or in-memory arrays) by `preprocess`.
-        pipeline = remove_transform(pipeline, 'LoadImageFromFile')
         with DefaultScope.overwrite_default_scope('mmpretrain'):
-            return Compose([TRANSFORMS.build(t) for t in pipeline])
+            return Compose(
+                [TRANSFORMS.build(t) for t in pipeline_without_loading(cfg)])
 
     # -------------------------------------------------------------- classes
     @property
@@ -242,7 +211,10 @@ class ZSLInferencer(BaseInferencer):
                     class_names=None,
                     seen_classes=None,
                     attribute_names=None) -> None:
-        """Replace the classes to score (see ``load_class_semantics``)."""
+        """Replace the classes to score (see ``load_class_semantics``; a
+        :class:`ClassSemantics` is taken as it is)."""
+        if isinstance(class_attributes, ClassSemantics):
+            return self._apply(class_attributes)
         self._apply(
             load_class_semantics(
                 class_attributes,

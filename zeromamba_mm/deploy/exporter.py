@@ -17,13 +17,13 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmpretrain.apis import get_model
 
+from zeromamba_mm.apis.images import pipeline_without_loading
 from zeromamba_mm.apis.model_zoo import resolve_model
 from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
 from zeromamba_mm.checkpoint import load_model_weights
-from zeromamba_mm.datasets.class_semantics import checkpoint_semantics
+from zeromamba_mm.datasets.class_semantics import semantics_for_inference
 from zeromamba_mm.evaluation.operating_point import resolve_operating_point
 from zeromamba_mm.structures.operating_point import OperatingPoint
 from zeromamba_mm.utils.atomic_files import write_atomically
@@ -40,17 +40,6 @@ TOLERANCE = 1e-4
 
 class ExportMismatchError(RuntimeError):
     """The exported graph does not reproduce the PyTorch model."""
-
-
-def pipeline_without_loading(cfg: Config) -> list:
-    """The config's test pipeline without ``LoadImageFromFile``."""
-    from mmpretrain.datasets import remove_transform
-    try:
-        pipeline = cfg.test_dataloader.dataset.pipeline
-    except AttributeError as e:
-        raise KeyError('The config has no test_dataloader.dataset.pipeline, '
-                       'which the export stores for the runtime.') from e
-    return [dict(t) for t in remove_transform(pipeline, 'LoadImageFromFile')]
 
 
 def input_size(pipeline: list,
@@ -108,38 +97,15 @@ def load_classifier(config: str,
     model.eval()
     if not is_zero_shot(model):
         return model, cfg, meta, None
-    stored = checkpoint_semantics(meta, checkpoint)
-    if class_attributes is None and stored is not None:
-        # The rows the model was tested with, as training recorded them.
-        inferencer = ZSLInferencer(
-            model,
-            pretrained=False,
-            device='cpu',
-            class_attributes=stored.attributes,
-            class_names=stored.class_names,
-            seen_classes=stored.seen_classes,
-            attribute_names=stored.attribute_names,
-            normalize_attributes=False)
-        return model, cfg, meta, inferencer.semantics
-    dataset_meta = meta.get('dataset_meta') or {}
-    if class_attributes is None and dataset_meta.get(
-            'class_attributes') is None:
-        raise ValueError(
-            f'{checkpoint} has no meta.dataset_meta.class_attributes (the '
-            'classes to score): pass --class-attributes FILE.')
-    # The inferencer sets the classes as PyTorch inference does (same
-    # normalisation, names and seen ids).
+    # The inferencer checks the classes against the head as PyTorch
+    # inference does; the rule that picks them is semantics_for_inference.
     inferencer = ZSLInferencer(
         model,
         pretrained=False,
         device='cpu',
-        class_attributes=(class_attributes if class_attributes is not None else
-                          dataset_meta['class_attributes']),
-        class_names=(None if class_attributes is not None else
-                     dataset_meta.get('classes')),
-        seen_classes=(None if class_attributes is not None else
-                      dataset_meta.get('seen_classes')),
-        attribute_names=dataset_meta.get('attribute_names'))
+        class_attributes=semantics_for_inference(meta, checkpoint,
+                                                 class_attributes),
+        normalize_attributes=False)
     return model, cfg, meta, inferencer.semantics
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .scan_common import compute_dtype
 from .scan_function import make_scan_function
-from .selective_scan_cpu_build import load_cpu_kernel
+from .selective_scan_cpu_build import cpu_kernel_error, load_cpu_kernel
 
 
 def _kernel():
@@ -32,7 +32,6 @@ def _kernel():
     be built; the dispatch checks first, so this is a direct call)."""
     module = load_cpu_kernel()
     if module is None:
-        from .selective_scan_cpu_build import cpu_kernel_error
         raise RuntimeError('the compiled CPU selective scan is unavailable: '
                            f'{cpu_kernel_error()}')
     return module

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .scan_common import compute_dtype
+from .scan_common import compute_dtype, expand_groups
 
 #: Steps per chunk of the closed-form scan.
 CHUNK = 16
@@ -58,17 +58,6 @@ def segment_decays(log_decay: Tensor) -> Tensor:
     # the diagonal the sums are 0 (exp 1), which the mask zeroes.
     sums = torch.cumsum(log_decay.unsqueeze(-1) * strictly_lower, dim=-2)
     return torch.exp(sums) * lower
-
-
-def _per_channel(x: Tensor, channels: int, length: int) -> Tensor:
-    """B or C in any of the accepted layouts as (batch|1, D|1, N, L)."""
-    if x.dim() == 2:  # fixed (D, N)
-        return x[None, :, :, None]
-    if x.dim() == 3:  # (batch, N, L): one group
-        return x.unsqueeze(1)
-    groups = x.shape[1]
-    # (batch, G, N, L): channel d reads group d // (D / G).
-    return x.repeat_interleave(channels // groups, dim=1)
 
 
 def selective_scan_export(
@@ -113,8 +102,8 @@ def selective_scan_export(
         dc = dc + delta_bias.to(dtype)[None, :, None]
     if delta_softplus:
         dc = F.softplus(dc)
-    Bc = _per_channel(B.to(dtype), channels, length)
-    Cc = _per_channel(C.to(dtype), channels, length)
+    Bc = expand_groups(B.to(dtype), channels, length)
+    Cc = expand_groups(C.to(dtype), channels, length)
     steps = min(chunk, length)
     num_chunks = -(-length // steps)
     pad = num_chunks * steps - length

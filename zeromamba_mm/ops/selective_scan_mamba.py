@@ -23,6 +23,8 @@ from typing import Callable, Dict, Optional
 import torch
 from torch import Tensor
 
+from .selective_scan_ref import selective_scan_ref
+
 _MAMBA_FN: Optional[Callable] = None
 _MAMBA_ERROR: Optional[str] = None
 _TRIED = False
@@ -109,7 +111,6 @@ def probe_mamba(device: torch.device) -> Optional[str]:
     fn = load_mamba()
     if fn is None:
         return f'mamba_ssm could not be imported: {_MAMBA_ERROR}'
-    from .selective_scan_ref import selective_scan_ref
     g = torch.Generator().manual_seed(0)
     x = dict(
         u=torch.randn(1, 2, 8, generator=g),

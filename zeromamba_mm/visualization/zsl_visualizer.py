@@ -8,6 +8,7 @@ from mmengine.visualization.utils import img_from_canvas
 from mmpretrain.structures import DataSample
 from mmpretrain.visualization import UniversalVisualizer
 
+from zeromamba_mm.evaluation.score_spaces import to_numpy
 from zeromamba_mm.registry import VISUALIZERS
 from zeromamba_mm.utils.atomic_files import reserve_new_files
 from .attention import draw_attribute_attention
@@ -292,11 +293,13 @@ class ZSLVisualizer(UniversalVisualizer):
     def _with_attention(self, drawn: np.ndarray, image: np.ndarray,
                         data_sample: DataSample, topk: int) -> np.ndarray:
         """The prediction picture and the attention panels side by side."""
-        maps = np.asarray(data_sample.attention_maps, dtype=np.float32)
-        scores = np.asarray(
-            data_sample.pred_attributes if 'pred_attributes' in data_sample
-            else maps.reshape(maps.shape[0], -1).max(axis=1),
-            dtype=np.float64)
+        # The fields may be tensors on the model's device (the
+        # visualization hook draws what the head predicted).
+        maps = to_numpy(data_sample.attention_maps, np.float32)
+        scores = (
+            to_numpy(data_sample.pred_attributes, np.float64)
+            if 'pred_attributes' in data_sample else maps.reshape(
+                maps.shape[0], -1).max(axis=1).astype(np.float64))
         names = self._names('attribute_names', maps.shape[0], 'attr')
         panels = figure_to_array(
             draw_attribute_attention(

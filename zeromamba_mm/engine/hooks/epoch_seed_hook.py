@@ -1,19 +1,12 @@
 """Reseed the main process's generators so that resuming is exact."""
-import random
 from typing import Optional
 
 import numpy as np
-import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
+from mmengine.runner import set_random_seed
 
 from zeromamba_mm.registry import HOOKS
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @HOOKS.register_module()
@@ -57,7 +50,7 @@ class EpochSeedHook(Hook):
         base = self._base(runner)
         if base is None:
             return
-        _seed_all(
+        set_random_seed(
             (base * 1_000_003 + runner.epoch * 7919 + get_rank()) % (2**32))
 
     def before_train_iter(self,
@@ -71,4 +64,4 @@ class EpochSeedHook(Hook):
         sequence = np.random.SeedSequence(
             [base % 2**32, runner.iter,
              get_rank(), 1])
-        _seed_all(int(sequence.generate_state(1)[0]))
+        set_random_seed(int(sequence.generate_state(1)[0]))
