@@ -10,6 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
+from mmengine.registry import DefaultScope
 
 from zeromamba_mm.apis import ZSLInferencer
 from zeromamba_mm.datasets import ZSLDataset, make_demo_data
@@ -68,8 +69,10 @@ def trained(tmp_path_factory):
         images_per_class=3,
         image_size=16)
     work_dir = str(root / 'work')
+    saved = DefaultScope._instance_dict.copy()
     ZSLRunner.from_cfg(_config(data_root, work_dir, 'orig_train')).train()
-    return data_root, work_dir, osp.join(work_dir, 'epoch_1.pth')
+    yield data_root, work_dir, osp.join(work_dir, 'epoch_1.pth')
+    DefaultScope._instance_dict = saved  # the runner made its scope current
 
 
 def test_checkpoint_records_the_tested_semantics_as_used(trained):
@@ -93,7 +96,8 @@ def test_checkpoint_records_the_tested_semantics_as_used(trained):
     assert isinstance(meta['dataset_meta']['class_semantics'], dict)
 
 
-def test_metric_and_inferencer_give_the_same_scores(trained):
+def test_metric_and_inferencer_give_the_same_scores(trained,
+                                                   restore_default_scope):
     data_root, work_dir, checkpoint = trained
     cfg = _config(data_root, work_dir, 'orig_test')
     cfg.load_from = checkpoint
@@ -141,7 +145,8 @@ def test_checkpoint_without_the_key_uses_the_dataset_meta(trained, tmp_path):
         old['meta']['dataset_meta']['seen_classes'].tolist()
 
 
-def test_resume_finds_the_stored_metainfo_equal(trained, tmp_path):
+def test_resume_finds_the_stored_metainfo_equal(trained, tmp_path,
+                                               restore_default_scope):
     data_root, work_dir, checkpoint = trained
     cfg = _config(data_root, str(tmp_path / 'resumed'), 'orig_resume')
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=2)

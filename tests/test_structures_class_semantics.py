@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import zeromamba_mm  # noqa: F401
+from zeromamba_mm.datasets import semantics_for_inference
 from zeromamba_mm.models.utils.semantics_adapter import (
     semantics_target, set_model_class_semantics)
 from zeromamba_mm.registry import MODELS
@@ -163,3 +164,33 @@ def test_adapter_sets_model_or_head(monkeypatch):
         set_model_class_semantics(nn.Linear(2, 2), semantics)
     with pytest.raises(TypeError, match='needs a ClassSemantics'):
         set_model_class_semantics(zsl, ATT)
+
+
+def test_inference_classes_follow_one_rule():
+    """Recorded classes as stored; given classes read with the switch;
+    older checkpoints: dataset_meta; nothing: a clear error."""
+    recorded = make()  # raw rows, normalization 'none'
+    meta = dict(zsl_class_semantics=recorded.to_meta())
+    got = semantics_for_inference(meta, 'a.pth')
+    np.testing.assert_array_equal(got.attributes, ATT)  # not re-normalised
+    assert got.normalization == 'none' and got.seen_classes.tolist() == [0, 2]
+    assert semantics_for_inference(meta, 'a.pth', seen_classes=[1]).\
+        unseen_classes.tolist() == [0, 2, 3]
+    assert semantics_for_inference(meta, 'a.pth', class_attributes=recorded) \
+        is recorded
+    given = semantics_for_inference(meta, 'a.pth', class_attributes=ATT)
+    np.testing.assert_allclose(
+        given.attributes, ATT / np.linalg.norm(ATT, axis=1, keepdims=True),
+        rtol=1e-6)
+    assert given.normalization == 'l2'
+    old = dict(
+        dataset_meta=dict(
+            class_attributes=ATT,
+            classes=['ant', 'bee', 'cat', 'dog'],
+            seen_classes=[1]))
+    legacy = semantics_for_inference(old, 'old.pth', normalize=False)
+    np.testing.assert_array_equal(legacy.attributes, ATT)
+    assert legacy.class_names == ('ant', 'bee', 'cat', 'dog')
+    assert legacy.seen_classes.tolist() == [1]
+    with pytest.raises(ValueError, match='old.pth has neither'):
+        semantics_for_inference({}, 'old.pth')

@@ -34,8 +34,9 @@ from mmpretrain.registry import TRANSFORMS
 from mmpretrain.structures import DataSample
 
 from zeromamba_mm.checkpoint import load_model_weights
-from zeromamba_mm.datasets.class_semantics import (load_class_semantics,
-                                                   semantics_for_inference)
+from zeromamba_mm.datasets.class_semantics import load_class_semantics
+from zeromamba_mm.datasets.inference_semantics import \
+    semantics_for_inference
 from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
 from zeromamba_mm.structures.class_semantics import ClassSemantics

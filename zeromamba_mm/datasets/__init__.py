@@ -3,6 +3,8 @@ from .class_semantics import load_class_semantics
 from .data_checks import ZSLDataError, normalize_rows
 from .demo_data import attribute_names, make_demo_data
 from .image_check import check_image_files
+from .inference_semantics import (checkpoint_semantics,
+                                  semantics_for_inference)
 from .mat_files import read_mat
 from .path_rules import (PATH_PRESETS, detect_path_preset,
                          register_path_preset, remap_image_paths)
@@ -17,7 +19,8 @@ from .zsl_dataset import (BaseZSLDataset, CleanSplit, SampleLoadError,
 from .zsl_dataset_builder import ZSLDataset
 
 __all__ = [
-    'load_class_semantics', 'ZSLDataset', 'BaseZSLDataset', 'XLSA17Dataset',
+    'load_class_semantics', 'checkpoint_semantics', 'semantics_for_inference',
+    'ZSLDataset', 'BaseZSLDataset', 'XLSA17Dataset',
     'TableZSLDataset', 'CleanSplit', 'make_clean_split', 'ZSLAnnotation',
     'ZSLDataError', 'SampleLoadError', 'PATH_PRESETS', 'register_path_preset',
     'detect_path_preset', 'remap_image_paths', 'load_xlsa17', 'read_mat',

@@ -23,7 +23,7 @@ from zeromamba_mm.apis.images import pipeline_without_loading
 from zeromamba_mm.apis.model_zoo import resolve_model
 from zeromamba_mm.apis.zsl_inferencer import ZSLInferencer
 from zeromamba_mm.checkpoint import load_model_weights
-from zeromamba_mm.datasets.class_semantics import semantics_for_inference
+from zeromamba_mm.datasets.inference_semantics import semantics_for_inference
 from zeromamba_mm.evaluation.operating_point import resolve_operating_point
 from zeromamba_mm.structures.operating_point import OperatingPoint
 from zeromamba_mm.utils.atomic_files import write_atomically
