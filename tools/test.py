@@ -99,7 +99,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if isinstance(evaluators, dict):
             evaluators = [evaluators]
         cfg.test_evaluator = list(evaluators) + [
-            dict(type='ZSLDumpResults', out_file_path=args.out)
+            dict(type='zeromamba_mm.ZSLDumpResults', out_file_path=args.out)
         ]
     if args.show_dir is not None:
         # As mmpretrain's tools/test.py: the visualization hook (in this

@@ -62,7 +62,8 @@ def val_records(work_dir: str) -> list:
     return [r for r in records if 'gzsl/gamma' in r]
 
 
-def test_train_select_on_clean_val_then_test_once(demo_root, tmp_path):
+def test_train_select_on_clean_val_then_test_once(demo_root, tmp_path,
+                                                  restore_default_scope):
     from zeromamba_mm.utils.safe_load import load_torch_file
     work_dir = str(tmp_path / 'clean')
     train_cfg = make_config(demo_root, work_dir)
@@ -103,7 +104,8 @@ def test_train_select_on_clean_val_then_test_once(demo_root, tmp_path):
     assert 'gzsl/best_gamma' not in metrics
 
 
-def test_selected_without_a_checkpoint_gamma_fails(demo_root, tmp_path):
+def test_selected_without_a_checkpoint_gamma_fails(demo_root, tmp_path,
+                                                   restore_default_scope):
     cfg = make_config(demo_root, str(tmp_path / 'none'))
     runner = build_runner(cfg)
     with pytest.raises(RuntimeError, match="gamma='selected'.*gamma=<float>"):

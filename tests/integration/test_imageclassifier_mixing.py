@@ -39,7 +39,7 @@ def test_plain_image_classifier_trains_and_predicts_all_classes(
     from mmpretrain.models import ImageClassifier
 
     import zeromamba_mm  # noqa: F401
-    from zeromamba_mm.models.utils.checkpoint import load_checkpoint_file
+    from zeromamba_mm.checkpoint import load_checkpoint_file
     from zeromamba_mm.registry import DATASETS, MODELS
     cfg = Config.fromfile(osp.join(REPO, CONFIG))
     cfg.model.head.word_vectors = None

@@ -53,7 +53,8 @@ def _total(losses):
 
 
 @pytest.mark.parametrize('part', sorted(PARTS))
-def test_part_trains_and_leaves_prediction_unchanged(part, demo_root):
+def test_part_trains_and_leaves_prediction_unchanged(part, demo_root,
+                                                     restore_default_scope):
     torch.manual_seed(0)
     cfg = _config(PARTS[part], demo_root)
     model = MODELS.build(cfg.model)
