@@ -15,7 +15,8 @@ if [ ! -f "$DATA/att_splits.mat" ]; then
     "$PY" tools/make_demo_data.py --out "$DATA" --seed 0
 fi
 NAME=$(basename "$CONFIG" .py)
-WORK=work_dirs/${NAME}_$(date +%Y%m%d_%H%M%S)
+# The PID keeps two demos started in the same second apart.
+WORK=work_dirs/${NAME}_$(date +%Y%m%d_%H%M%S)_$$
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK"
 BEST=$(ls -t "$WORK"/best_*.pth 2>/dev/null | head -n 1 || true)
 if [ -z "$BEST" ]; then

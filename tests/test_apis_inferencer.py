@@ -526,7 +526,8 @@ def test_errors_name_the_problem(work, inferencer, tmp_path):
     with pytest.raises(Exception, match='garbage.pth'):
         ZSLInferencer(
             work['config'], str(garbage), class_attributes=work['att'])
-    with pytest.raises(ValueError, match='give class_attributes'):
+    with pytest.raises(
+            ValueError, match='has neither meta.zsl_class_semantics nor'):
         ZSLInferencer(work['config'], work['ckpt'])
 
     # Attribute dimension: both numbers are stated.

@@ -39,7 +39,11 @@ def test_training_improves_loss_and_metric(trained_demo):
     assert max(t1[-3:]) > t1[0] + 10, t1
     assert max(t1[-3:]) > 2.5 * chance, t1
     assert max(ausuc[-3:]) > ausuc[0], ausuc
-    assert max(r['gzsl/H_best_gamma'] for r in val[-3:]) > 2 * chance
+    # H at the best γ: 8.3 after the first epoch, 26-33 after the last in
+    # runs with 1 and 2 threads (the short run is sensitive to the float
+    # summation order, so the bound keeps a margin).
+    best_h = [r['gzsl/H_best_gamma'] for r in val]
+    assert max(best_h[-3:]) > max(2 * best_h[0], chance), best_h
 
 
 def test_test_tool_prints_the_paper_figures(trained_demo, demo_root, tmp_path):
