@@ -13,7 +13,8 @@ from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
 from zeromamba_mm.registry import DATASETS, HOOKS
 from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
-                                                     ClassSemantics)
+                                                     ClassSemantics,
+                                                     ZSLDataError)
 
 _REQUIRED_KEYS = ('class_attributes', 'seen_classes', 'unseen_classes')
 #: The class groups whose samples a GZSLMetric key needs (the others, e.g.
@@ -133,7 +134,7 @@ class ZSLSemanticsHook(Hook):
                     k for k, name in names.items()
                     if all(counts[group] for group in _METRIC_NEEDS[name])
                 ]
-                raise ValueError(
+                raise ZSLDataError(
                     self._unproducible_message(key, needs, counts, yielded,
                                                dataset))
 
