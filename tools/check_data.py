@@ -38,6 +38,7 @@ from mmengine.config import Config, DictAction
 import zeromamba_mm  # noqa: F401  (registers the modules; before mmpretrain)
 from zeromamba_mm.datasets import BaseZSLDataset, check_image_files
 from zeromamba_mm.registry import DATASETS
+from zeromamba_mm.utils import ConfigFileError, read_config
 from zeromamba_mm.utils.word_vectors import load_word_vectors
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -109,7 +110,10 @@ def load_config(args: argparse.Namespace) -> Config:
             train_dataloader=dict(dataset=dict(dataset, split='trainval')),
             test_dataloader=dict(dataset=dict(dataset, split='test'))))
     elif osp.isfile(args.target):
-        cfg = Config.fromfile(args.target)
+        try:
+            cfg = read_config(args.target)
+        except ConfigFileError as err:  # zeromamba_mm:: bases not installed
+            raise SystemExit(f'check_data: {err}')
     else:
         raise SystemExit(f'check_data: {args.target} is neither a config '
                          'file nor a data folder.')
