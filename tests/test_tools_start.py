@@ -2,6 +2,7 @@
 start leaves nothing that blocks the retry, and every bad input stops with
 one message naming it and the fix (exit 2 for usage errors), no traceback.
 """
+import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -367,3 +368,16 @@ def test_bad_data_is_one_message(monkeypatch, capsys, tmp_path, data_root,
     err = _last_error(capsys)
     assert err.startswith('error: ') and expected in err, err
     assert not list(work_dir.glob('*.pth'))
+
+
+def test_get_flops_names_a_missing_config(capsys, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'get_flops', osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = str(tmp_path / 'no_such_config.py')
+    with pytest.raises(SystemExit) as exit_:
+        module.main([missing])
+    assert exit_.value.code == 2
+    assert f'error: config file {missing} does not exist' in _last_error(
+        capsys)

@@ -22,7 +22,7 @@ from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from _common import (_word_vector_settings, check_cfg_options,  # noqa: E402
-                     register_all)
+                     load_config, register_all)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -92,7 +92,7 @@ def main(argv: Optional[list] = None) -> dict:
                                        get_model_complexity_info,
                                        use_inference_path)
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     check_cfg_options(cfg, args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -25,10 +25,10 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import check_cfg_options  # noqa: E402
+from _common import check_cfg_options, load_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
         return 1
     if args.cfg_options:
-        check_cfg_options(Config.fromfile(args.config), args.cfg_options)
+        check_cfg_options(load_config(args.config), args.cfg_options)
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
