@@ -18,11 +18,12 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import (_word_vector_settings, check_cfg_options,  # noqa: E402
-                     load_config, register_all)
+from _common import (_word_vector_settings,  # noqa: E402
+                     add_cfg_options_arg, check_cfg_options, load_config,
+                     register_all)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -44,11 +45,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         '--show-arch',
         action='store_true',
         help='also print the model with each module\'s counts')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. "model.backbone.arch=tiny"')
+    add_cfg_options_arg(parser, 'model.backbone.arch=tiny')
     return parser.parse_args(argv)
 
 

@@ -25,10 +25,10 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import check_cfg_options, load_config  # noqa: E402
+from _common import (add_cfg_options_arg,  # noqa: E402
+                     check_cfg_options, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,11 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--class-attributes',
         help='classes to store instead of the checkpoint\'s (.npy, .csv or '
         'att_splits.mat)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. test_evaluator.gamma=0.5')
+    add_cfg_options_arg(parser, 'test_evaluator.gamma=0.5')
     args = parser.parse_args(argv)
     if args.shape is not None and min(args.shape) < 1:
         parser.error(f'--shape needs positive H W, got {args.shape}')
