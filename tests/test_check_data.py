@@ -314,6 +314,9 @@ def test_data_root_mode(tool, capsys, monkeypatch, broken):
         [names[:1], names[:1], names[2:]])),
      ["duplicate names in 'allclasses_names': 'species_00' (entry 1, "
       'entry 2)']),
+    (dict(test_unseen_loc=lambda loc: np.concatenate([loc, loc[:1]]).astype(
+        np.uint16)),
+     ["duplicate image indices in 'test_unseen_loc'", '(entry 1, entry ']),
 ])
 def test_duplicates_are_errors(tool, capsys, monkeypatch, broken, tmp_path,
                                edit, expected):
@@ -352,3 +355,22 @@ def test_cfg_options_as_in_train(tool, capsys, monkeypatch, good_root,
                             '--cfg-options',
                             f'train_dataloader.dataset.data_root={spaced}')
     assert f"'data_root': '{spaced}'" in out, out
+
+
+def test_duplicate_class_names_file(tool, capsys, monkeypatch, good_root,
+                                    tmp_path):
+    names = tmp_path / 'names.txt'
+    names.write_text(''.join(f'species_{i:02d}\n' for i in range(9)) +
+                     'species_03\n')
+    config = write_config(tmp_path / 'cfg.py', good_root)
+    status, out = run_check(tool, capsys, monkeypatch, config,
+                            '--cfg-options', *[
+                                f'{loader}.dataset.class_names_file={names}'
+                                for loader in ('train_dataloader',
+                                               'val_dataloader',
+                                               'test_dataloader')
+                            ])
+    assert status == 1, out
+    assert f"ERROR: train_dataloader+val_dataloader+test_dataloader " \
+        f"split='trainval': ZSLDataError: {names}: duplicate names: " \
+        "'species_03' (line 4, line 10)" in out, out
