@@ -16,7 +16,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from test_tools_safety import CONFIG, REPO, load_tool, options, run_tool
+from test_tools_safety import (CONFIG, REPO, load_tool, options, run_test_tool,
+                               run_tool, small_model_state)
 
 GATED = osp.join(REPO, 'tests', '_gated_train.py')
 
@@ -381,3 +382,14 @@ def test_get_flops_names_a_missing_config(capsys, tmp_path):
     assert exit_.value.code == 2
     assert f'error: config file {missing} does not exist' in _last_error(
         capsys)
+
+
+def test_test_tool_bad_data_is_one_message(monkeypatch, capsys, tmp_path,
+                                           data_root):
+    root = _repeat_an_unseen_image(data_root, str(tmp_path / 'data'))
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': small_model_state(8)}, checkpoint)
+    assert run_test_tool(monkeypatch, tmp_path, root, checkpoint) == 1
+    err = _last_error(capsys)
+    assert err.startswith('error: ') and "duplicate image indices in " \
+        "'test_unseen_loc'" in err, err
