@@ -182,3 +182,13 @@ def test_a_directory_as_output_is_refused_even_with_force(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'attributes.txt', 'emb.txt', 'w2v.npy'
     ]
+
+
+def test_attribute_names_must_be_utf8(tmp_path):
+    emb, attrs = _write(tmp_path, ['bill'])
+    with open(attrs, 'wb') as f:
+        f.write('bill\ncurved wing\n'.encode() + 'caf\xe9\n'.encode('latin-1'))
+    proc = _run(emb, attrs, tmp_path / 'w2v.npy')
+    assert proc.returncode == 2
+    assert f'{attrs}, line 3: not UTF-8' in proc.stderr
+    assert not (tmp_path / 'w2v.npy').exists()

@@ -209,8 +209,14 @@ def main() -> int:
         parser.error(f'{args.out} exists; pass --force to overwrite it.')
     if not osp.isfile(args.names):
         parser.error(f'attribute-name file not found: {args.names}')
-    with open(args.names, encoding='utf-8') as f:
-        names = [line.strip() for line in f if line.strip()]
+    try:
+        with open(args.names, encoding='utf-8') as f:
+            names = [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as err:
+        with open(args.names, 'rb') as f:
+            line = f.read(err.start).count(b'\n') + 1
+        parser.error(f'{args.names}, line {line}: not UTF-8 ({err.reason} '
+                     f'at byte {err.start}); save the file as UTF-8.')
     if not names:
         parser.error(f'{args.names} lists no attribute names.')
     try:
