@@ -1,7 +1,6 @@
 """The own-data template, edited for tables as its comments and
 docs/own_data.md say, passes tools/check_data.py; the checker names the
 user's split first and the clean pseudo-split apart."""
-import os
 import os.path as osp
 
 import mmengine.config.config as mmengine_config
@@ -41,16 +40,6 @@ def _plugin_installed_at(monkeypatch, package_dir):
     monkeypatch.setattr(mmengine_config, 'is_installed', lambda package: True)
 
 
-@pytest.fixture
-def installed(monkeypatch, tmp_path):
-    """This checkout's configs, installed as ``pip install -e .`` does."""
-    mim = tmp_path / 'site-packages' / 'zeromamba_mm' / '.mim'
-    mim.mkdir(parents=True)
-    for name in ('configs', 'model-index.yml', 'tools'):
-        os.symlink(osp.join(REPO, name), mim / name)
-    _plugin_installed_at(monkeypatch, mim.parent)
-
-
 def _edit(text, old, new):
     assert old in text, f'template line {old!r} not found'
     return text.replace(old, new)
@@ -78,8 +67,9 @@ def _table_template(tmp_path, root):
     return path
 
 
-def test_template_for_tables_passes_check_data(installed, capsys, monkeypatch,
-                                               table_root, tmp_path):
+def test_template_for_tables_passes_check_data(plugin_configs_installed,
+                                               capsys, monkeypatch, table_root,
+                                               tmp_path):
     config = _table_template(tmp_path, table_root)
     tool = _load_tool()
     status, out = run_check(tool, capsys, monkeypatch, config)
