@@ -15,6 +15,7 @@ then look in that scope's registries (a test that passes alone fails after
 another one).
 """
 import importlib.util
+import os
 import os.path as osp
 
 import pytest
@@ -86,8 +87,6 @@ def plugin_configs_installed(monkeypatch, tmp_path):
     links them (``zeromamba_mm/.mim``), whatever this checkout's install
     state: mmengine reads ``zeromamba_mm::`` configs from there. (tests/
     test_mim.py checks the real installation.)"""
-    import os
-
     import mmengine.config.config as mmengine_config  # after the threads
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     mim = tmp_path / 'site-packages' / 'zeromamba_mm' / '.mim'
