@@ -386,6 +386,6 @@ def check_config_inputs(cfg: Config, phases: Iterable[str]) -> None:
     problems += _word_vector_problems(cfg)
     if problems:
         sys.stderr.write('Cannot start: the config points to missing or '
-                         'mismatched inputs:\n' + ''.join(f'  - {p}\n'
-                                                          for p in problems))
+                         'mismatched inputs:\n' +
+                         ''.join(f'  - {p}\n' for p in problems))
         raise SystemExit(2)

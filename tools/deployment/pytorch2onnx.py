@@ -25,7 +25,6 @@ import argparse
 import os.path as osp
 import sys
 
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from _common import (add_cfg_options_arg,  # noqa: E402
                      check_cfg_options, load_config)
