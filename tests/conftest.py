@@ -15,6 +15,7 @@ then look in that scope's registries (a test that passes alone fails after
 another one).
 """
 import importlib.util
+import os
 import os.path as osp
 
 import pytest
@@ -78,3 +79,20 @@ def module_leaves_default_scope_alone(request):
     torn down after the last one)."""
     yield from _check_default_scope(
         f'{request.node.nodeid} (a module-scoped fixture)')
+
+
+@pytest.fixture
+def plugin_configs_installed(monkeypatch, tmp_path):
+    """This checkout's configs, tools and model index as ``pip install -e .``
+    links them (``zeromamba_mm/.mim``), whatever this checkout's install
+    state: mmengine reads ``zeromamba_mm::`` configs from there. (tests/
+    test_mim.py checks the real installation.)"""
+    import mmengine.config.config as mmengine_config  # after the threads
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    mim = tmp_path / 'site-packages' / 'zeromamba_mm' / '.mim'
+    mim.mkdir(parents=True)
+    for name in ('configs', 'model-index.yml', 'tools'):
+        os.symlink(osp.join(repo, name), mim / name)
+    monkeypatch.setattr(mmengine_config, 'get_installed_path',
+                        lambda package: str(mim.parent))
+    monkeypatch.setattr(mmengine_config, 'is_installed', lambda package: True)

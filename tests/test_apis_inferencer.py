@@ -285,14 +285,23 @@ def test_batch_size_must_be_positive(work, inferencer, batch_size):
         inferencer(work['images'][:2], batch_size=batch_size)
 
 
-def test_cli_batch_size_zero(work, capsys):
+@pytest.mark.parametrize('option, value', [('--batch-size', '0'),
+                                           ('--batch-size', '-1'),
+                                           ('--batch-size', 'two'),
+                                           ('--topk', '0')])
+def test_cli_batch_size_zero(work, capsys, option, value):
+    """Refused by the argument parser (usage error, exit 2), before the
+    model is loaded."""
     argv = [
         work['config'], work['ckpt'], work['images'][0], '--class-attributes',
-        work['npy'], '--batch-size', '0'
+        work['npy'], option, value
     ]
-    assert infer_tool.main(argv) == 1
+    with pytest.raises(SystemExit) as exit_:
+        infer_tool.main(argv)
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert '--batch-size' in err and 'got 0' in err
+    assert f'argument {option}: must be a whole number >= 1, got' in err
+    assert value in err
     assert 'Traceback' not in err and 'ZeroDivisionError' not in err
 
 

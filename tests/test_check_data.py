@@ -314,6 +314,9 @@ def test_data_root_mode(tool, capsys, monkeypatch, broken):
         [names[:1], names[:1], names[2:]])),
      ["duplicate names in 'allclasses_names': 'species_00' (entry 1, "
       'entry 2)']),
+    (dict(test_unseen_loc=lambda loc: np.concatenate([loc, loc[:1]]).astype(
+        np.uint16)),
+     ["duplicate image indices in 'test_unseen_loc'", '(entry 1, entry ']),
 ])
 def test_duplicates_are_errors(tool, capsys, monkeypatch, broken, tmp_path,
                                edit, expected):
@@ -326,3 +329,48 @@ def test_duplicates_are_errors(tool, capsys, monkeypatch, broken, tmp_path,
     errors = [line for line in out.splitlines() if 'ERROR' in line]
     assert any('att_splits.mat' in line and all(e in line for e in expected)
                for line in errors), out
+
+
+def test_cfg_options_as_in_train(tool, capsys, monkeypatch, good_root,
+                                 tmp_path):
+    """--cfg-options are parsed and checked as tools/train.py does: a typo
+    or spaces inside a list element stop with the key named (exit 2), a
+    quoted value keeps its spaces."""
+    config = write_config(tmp_path / 'cfg.py', good_root)
+    for option, expected in (
+        ('train_dataloader.dataset.data_roott=/d', "Did you mean "
+         "'data_root'?"),
+        ('train_dataloader.dataset.indices=[a b,c]', 'a list element holds '
+         'spaces'),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            run_check(tool, capsys, monkeypatch, config, '--cfg-options',
+                      option)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert expected in err and 'Traceback' not in err, err
+    spaced = tmp_path / 'my data'
+    shutil.copytree(good_root, spaced)
+    status, out = run_check(tool, capsys, monkeypatch, config,
+                            '--cfg-options',
+                            f'train_dataloader.dataset.data_root={spaced}')
+    assert f"'data_root': '{spaced}'" in out, out
+
+
+def test_duplicate_class_names_file(tool, capsys, monkeypatch, good_root,
+                                    tmp_path):
+    names = tmp_path / 'names.txt'
+    names.write_text(''.join(f'species_{i:02d}\n' for i in range(9)) +
+                     'species_03\n')
+    config = write_config(tmp_path / 'cfg.py', good_root)
+    status, out = run_check(tool, capsys, monkeypatch, config,
+                            '--cfg-options', *[
+                                f'{loader}.dataset.class_names_file={names}'
+                                for loader in ('train_dataloader',
+                                               'val_dataloader',
+                                               'test_dataloader')
+                            ])
+    assert status == 1, out
+    assert f"ERROR: train_dataloader+val_dataloader+test_dataloader " \
+        f"split='trainval': ZSLDataError: {names}: duplicate names: " \
+        "'species_03' (line 4, line 10)" in out, out

@@ -3,12 +3,15 @@ docs/own_data.md say, passes tools/check_data.py; the checker names the
 user's split first and the clean pseudo-split apart."""
 import os.path as osp
 
+import mmengine.config.config as mmengine_config
 import pytest
 
 from test_check_data import (OLD_PREFIX, _load_tool, make_own_dataset,
                              run_check)
+from zeromamba_mm.apis.model_zoo import resolve_model
 from zeromamba_mm.datasets import (ZSLDataset, load_xlsa17,
                                    save_table_annotation)
+from zeromamba_mm.utils import ConfigFileError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEMPLATE = osp.join(REPO, 'configs', 'own_data', 'zeromamba_own_data.py')
@@ -26,6 +29,15 @@ def table_root(tmp_path_factory):
         path_rule=dict(old_prefix=OLD_PREFIX, new_prefix=''))
     save_table_annotation(annotation, root)
     return root
+
+
+def _plugin_installed_at(monkeypatch, package_dir):
+    """Make mmengine read the ``zeromamba_mm::`` configs from
+    ``package_dir/.mim`` (what ``pip install -e .`` links), whatever this
+    checkout's install state."""
+    monkeypatch.setattr(mmengine_config, 'get_installed_path',
+                        lambda package: str(package_dir))
+    monkeypatch.setattr(mmengine_config, 'is_installed', lambda package: True)
 
 
 def _edit(text, old, new):
@@ -55,7 +67,8 @@ def _table_template(tmp_path, root):
     return path
 
 
-def test_template_for_tables_passes_check_data(capsys, monkeypatch, table_root,
+def test_template_for_tables_passes_check_data(plugin_configs_installed,
+                                               capsys, monkeypatch, table_root,
                                                tmp_path):
     config = _table_template(tmp_path, table_root)
     tool = _load_tool()
@@ -83,3 +96,23 @@ def test_table_dataset_takes_none_for_xlsa17_arguments(table_root):
     msg = str(err.value)
     assert "['path_rule'] apply to data_format='xlsa17'" in msg
     assert 'Delete them from the dataset dict' in msg
+
+
+def test_template_without_installed_configs(capsys, monkeypatch, table_root,
+                                            tmp_path):
+    """Without ``pip install -e .`` (no ``zeromamba_mm/.mim``), the checker
+    says so instead of mmengine's FileNotFoundError."""
+    bare = tmp_path / 'site-packages' / 'zeromamba_mm'
+    bare.mkdir(parents=True)
+    _plugin_installed_at(monkeypatch, bare)
+    config = _table_template(tmp_path, table_root)
+    with pytest.raises(SystemExit) as exit_:
+        run_check(_load_tool(), capsys, monkeypatch, config)
+    message = str(exit_.value.code)
+    assert message.startswith(f"check_data: {config} inherits the plugin's "
+                              'configs ("zeromamba_mm::...")'), message
+    assert message.endswith('Install the plugin from the repository: pip '
+                            'install -e .')
+    # ZSLInferencer (tools/infer.py, visualize_attention.py) reads it alike.
+    with pytest.raises(ConfigFileError, match=r'pip install -e \.$'):
+        resolve_model(str(config), pretrained=False)

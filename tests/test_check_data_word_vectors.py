@@ -1,17 +1,26 @@
 """tools/dataset_converters/make_word_vectors.py: the sum of each attribute
-name's word vectors, words not found reported, empty rows refused."""
+name's word vectors, words not found reported, empty rows refused.
+
+The tool runs in this process (it imports the package, which takes seconds
+to start); one test runs it as a command.
+"""
+import functools
+import importlib.util
+import io
+import os
 import os.path as osp
 import subprocess
 import sys
+import types
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
 
 from zeromamba_mm.utils.word_vectors import load_word_vectors
 
-TOOL = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-    'dataset_converters', 'make_word_vectors.py')
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'make_word_vectors.py')
 VECTORS = {
     'bill': [1.0, 0.0, 2.0],
     'curved': [0.5, -1.0, 0.0],
@@ -30,9 +39,37 @@ def _write(tmp_path, names, header=True):
     return str(emb), str(attrs)
 
 
+@functools.lru_cache()
+def _tool():
+    spec = importlib.util.spec_from_file_location('make_word_vectors', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run(*args):
+    """Run the tool's ``main`` with ``args`` in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, [TOOL, *map(str, args)]
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = _tool().main()
+            except SystemExit as exit_:  # argparse's errors
+                code = exit_.code
+    finally:
+        sys.argv = argv
+    return types.SimpleNamespace(
+        returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def _run_command(*args):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     return subprocess.run([sys.executable, TOOL, *map(str, args)],
-                          capture_output=True, text=True)
+                          capture_output=True,
+                          text=True,
+                          env=env)
 
 
 def test_sums_the_words_of_each_name(tmp_path):
@@ -120,7 +157,38 @@ def test_rows_of_the_wrong_dimension(tmp_path, text, message):
 def test_missing_files_are_named(tmp_path):
     attrs = tmp_path / 'attributes.txt'
     attrs.write_text('bill\n')
-    proc = _run(tmp_path / 'absent.txt', attrs, tmp_path / 'w2v.npy')
+    proc = _run_command(tmp_path / 'absent.txt', attrs, tmp_path / 'w2v.npy')
     assert proc.returncode == 1
     assert 'Embedding file not found' in proc.stderr
     assert 'absent.txt' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_a_directory_as_output_is_refused_even_with_force(tmp_path):
+    emb, attrs = _write(tmp_path, ['bill', 'wing'])
+    out = tmp_path / 'w2v.npy'
+    out.mkdir()
+    proc = _run(emb, attrs, out, '--force')
+    assert proc.returncode == 2, proc.stderr
+    assert f'{out} is a directory; give the output file name' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert list(out.iterdir()) == []
+    assert not [p for p in tmp_path.iterdir() if '.tmp-' in p.name]
+    # --force replaces a file, through a temporary file and a rename.
+    out.rmdir()
+    out.write_bytes(b'old')
+    assert _run(emb, attrs, out, '--force').returncode == 0
+    np.testing.assert_array_equal(
+        np.load(out), [VECTORS['bill'], VECTORS['wing']])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'attributes.txt', 'emb.txt', 'w2v.npy'
+    ]
+
+
+def test_attribute_names_must_be_utf8(tmp_path):
+    emb, attrs = _write(tmp_path, ['bill'])
+    with open(attrs, 'wb') as f:
+        f.write('bill\ncurved wing\n'.encode() + 'caf\xe9\n'.encode('latin-1'))
+    proc = _run(emb, attrs, tmp_path / 'w2v.npy')
+    assert proc.returncode == 2
+    assert f'{attrs}, line 3: not UTF-8' in proc.stderr
+    assert not (tmp_path / 'w2v.npy').exists()

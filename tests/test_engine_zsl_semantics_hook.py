@@ -45,13 +45,15 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
-def build_runner(data_root, work_dir, val_split):
+def build_runner(data_root, work_dir, val_split, indices=None):
     cfg = Config.fromfile(CONFIG)
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]
         loader.batch_size = 4
         loader.dataset.data_root = data_root
     cfg.val_dataloader.dataset.split = val_split
+    if indices is not None:
+        cfg.val_dataloader.dataset.indices = indices
     cfg.data_preprocessor.num_classes = 8
     cfg.model.data_preprocessor.num_classes = 8
     cfg.model.backbone.depth = 18
@@ -90,6 +92,31 @@ def test_val_split_without_unseen_images_stops_before_training(
     assert 'holds 6 seen-class and 0 unseen-class images' in msg
     assert "split='test'" in msg and "'clean_val'" in msg
     assert 'save_best to a key this split yields (gzsl/S)' in msg
+
+
+def test_val_subset_without_unseen_images_stops_before_training(
+        data_root, tmp_path, restore_default_scope):
+    """split='test' holds both groups, but a subset of it (``indices``)
+    may not."""
+    runner = build_runner(data_root, tmp_path / 'work', 'test')
+    dataset = runner.val_dataloader.dataset  # build it to find a subset
+    seen = set(dataset.metainfo['seen_classes'].tolist())
+    labels = [
+        dataset.get_data_info(i)['gt_label'] for i in range(len(dataset))
+    ]
+    first = next(i for i, label in enumerate(labels) if label not in seen)
+    assert first > 0, 'the test split starts with a seen-class image'
+    runner = build_runner(data_root, tmp_path / 'work2', 'test', first)
+    _CountTrainIters.iters = 0
+    with pytest.raises(ValueError) as err:
+        runner.train()
+    assert _CountTrainIters.iters == 0
+    msg = str(err.value)
+    assert f"split='test', ann_file='{data_root}/att_splits.mat', " \
+           f'indices={first}) holds {first} seen-class and 0 unseen-class ' \
+           'images' in msg
+    assert 'Give val_dataloader.dataset.indices that keep images of both' \
+        in msg
 
 
 @pytest.mark.parametrize(

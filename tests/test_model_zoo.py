@@ -120,7 +120,8 @@ def test_unknown_name_lists_where_to_look():
         mmpretrain.get_model('zeromamba_no_such_model')
 
 
-def test_package_scoped_base_from_anywhere(tmp_path):
+def test_package_scoped_base_from_anywhere(tmp_path,
+                                           plugin_configs_installed):
     user = tmp_path / 'elsewhere' / 'my_config.py'
     user.parent.mkdir()
     user.write_text(

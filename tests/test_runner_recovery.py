@@ -116,9 +116,22 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     stale.write_bytes(b'half a checkpoint')
     live = work_dir / f'.epoch_1.pth.tmp-{os.getppid()}'
     live.write_bytes(b'being written by a live process')
+    # Not the project's temporaries: other names, a folder, a link.
+    others = [
+        work_dir / f'epoch_1.pth.tmp-{dead}', work_dir / f'.notes.tmp{dead}',
+        work_dir / f'.data.tmp-{dead}x'
+    ]
+    for other in others:
+        other.write_text('a user file')
+    folder = work_dir / f'.cache.tmp-{dead}'
+    folder.mkdir()
+    link = work_dir / f'.link.tmp-{dead}'
+    link.symlink_to(others[0])
     toy_runner(str(work_dir), max_epochs=1).train()
     assert not stale.exists()
     assert live.exists()
+    assert all(other.exists() for other in others)
+    assert folder.is_dir() and link.is_symlink()
     assert load_torch_file(str(work_dir / 'epoch_1.pth'))['meta']['epoch'] == 1
 
 

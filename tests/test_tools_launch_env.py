@@ -42,7 +42,8 @@ DIST = [('dist_train.sh', ['cfg.py']), ('dist_test.sh', ['cfg.py', 'c.pth'])]
 @pytest.mark.parametrize('gpus,env,named', [
     ('abc', {}, "GPUS='abc'"),
     ('0', {}, "GPUS='0'"),
-    ('2', dict(PORT='abc'), "PORT='abc'"),
+    ('2', dict(PORT='abc'), "PORT='abc' is not valid: the master port must "
+     'be a whole number from 1 to 65535, e.g. PORT=29500.'),
     ('2', dict(PORT='70000'), "PORT='70000'"),
     ('2', dict(PORT='0'), "PORT='0'"),
     ('2', dict(NNODES='two'), "NNODES='two'"),

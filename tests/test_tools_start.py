@@ -2,6 +2,7 @@
 start leaves nothing that blocks the retry, and every bad input stops with
 one message naming it and the fix (exit 2 for usage errors), no traceback.
 """
+import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -10,11 +11,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 
-from test_tools_safety import CONFIG, REPO, load_tool, options, run_tool
+from test_tools_safety import (CONFIG, REPO, load_tool, options, run_test_tool,
+                               run_tool, small_model_state)
 
 GATED = osp.join(REPO, 'tests', '_gated_train.py')
 
@@ -329,3 +332,64 @@ def test_only_rank_zero_claims_the_work_dir(monkeypatch, tmp_path, launcher,
         with pytest.raises(SystemExit):  # a second rank 0: another run
             with common.claim_work_dir(cfg, resume=None):
                 pass
+
+
+def _repeat_an_unseen_image(root: str, copy: str) -> str:
+    import scipy.io as sio
+    shutil.copytree(root, copy)
+    splits = {
+        k: v
+        for k, v in sio.loadmat(osp.join(root, 'att_splits.mat')).items()
+        if not k.startswith('__')
+    }
+    loc = splits['test_unseen_loc']
+    splits['test_unseen_loc'] = np.concatenate([loc, loc[:1]])
+    sio.savemat(osp.join(copy, 'att_splits.mat'), splits)
+    return copy
+
+
+@pytest.mark.parametrize('bad', ['repeated_image', 'val_subset'])
+def test_bad_data_is_one_message(monkeypatch, capsys, tmp_path, data_root,
+                                 bad):
+    """Bad data found while the runner is built or starts (here: an image
+    listed twice, a validation subset without unseen-class images) stops
+    with the message alone (exit 1), before the first iteration."""
+    extra, expected = [], "duplicate image indices in 'test_unseen_loc'"
+    root = data_root
+    if bad == 'repeated_image':
+        root = _repeat_an_unseen_image(data_root, str(tmp_path / 'data'))
+    else:
+        extra = ['val_dataloader.dataset.indices=1']
+        expected = 'holds 1 seen-class and 0 unseen-class images'
+    work_dir = tmp_path / 'work'
+    assert run_tool(monkeypatch, 'train',
+                    [CONFIG, '--work-dir',
+                     str(work_dir), '--cfg-options'] + options(root) +
+                    extra) == 1
+    err = _last_error(capsys)
+    assert err.startswith('error: ') and expected in err, err
+    assert not list(work_dir.glob('*.pth'))
+
+
+def test_get_flops_names_a_missing_config(capsys, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'get_flops', osp.join(REPO, 'tools', 'analysis_tools', 'get_flops.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = str(tmp_path / 'no_such_config.py')
+    with pytest.raises(SystemExit) as exit_:
+        module.main([missing])
+    assert exit_.value.code == 2
+    assert f'error: config file {missing} does not exist' in _last_error(
+        capsys)
+
+
+def test_test_tool_bad_data_is_one_message(monkeypatch, capsys, tmp_path,
+                                           data_root):
+    root = _repeat_an_unseen_image(data_root, str(tmp_path / 'data'))
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': small_model_state(8)}, checkpoint)
+    assert run_test_tool(monkeypatch, tmp_path, root, checkpoint) == 1
+    err = _last_error(capsys)
+    assert err.startswith('error: ') and "duplicate image indices in " \
+        "'test_unseen_loc'" in err, err

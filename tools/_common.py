@@ -31,23 +31,18 @@ def usage_error(message: str, code: int = 2) -> NoReturn:
 
 
 def load_config(path: str) -> Config:
-    """``Config.fromfile`` that names a missing file, and an uninstalled
-    plugin whose configs (``zeromamba_mm::...``) a config inherits."""
-    if not osp.isfile(path):
-        usage_error(f'config file {path} does not exist. The plugin\'s '
-                    'configs are under configs/ of the repository (e.g. '
-                    'configs/zeromamba_cub.py); the own-data template is '
-                    'configs/own_data/zeromamba_own_data.py.')
+    """:func:`zeromamba_mm.utils.read_config` that stops with its message
+    (a missing file, a config inheriting the plugin's configs without
+    ``pip install -e .``).
+
+    Raises:
+        SystemExit: (code 2) with the file and the fix named.
+    """
+    from zeromamba_mm.utils import ConfigFileError, read_config
     try:
-        return Config.fromfile(path)
-    except (FileNotFoundError, ModuleNotFoundError) as err:
-        text = str(err)
-        if '.mim' not in text and 'is not installed' not in text:
-            raise
-        usage_error(f'{path} inherits the plugin\'s configs '
-                    '("zeromamba_mm::..."), which are not installed with '
-                    f'the package ({text}). Install the plugin from the '
-                    'repository: pip install -e .')
+        return read_config(path)
+    except ConfigFileError as err:
+        usage_error(str(err))
 
 
 def add_launch_args(parser: argparse.ArgumentParser,

@@ -33,12 +33,17 @@ from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import zeromamba_mm  # noqa: F401  (registers the modules; before mmpretrain)
 from zeromamba_mm.datasets import BaseZSLDataset, check_image_files
 from zeromamba_mm.registry import DATASETS
+from zeromamba_mm.utils import ConfigFileError, read_config
 from zeromamba_mm.utils.word_vectors import load_word_vectors
+
+# tools/_common (--cfg-options as tools/train.py parses and checks them).
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import add_cfg_options_arg, check_cfg_options  # noqa: E402
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 #: The dataset keys that choose the split or the processing, not the data.
@@ -94,8 +99,7 @@ def parse_args() -> argparse.Namespace:
                         help="path preset for DATA_ROOT (default 'auto')")
     parser.add_argument('--examples', type=int, default=3,
                         help='path-rule examples to print per dataset')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, as in tools/train.py')
+    add_cfg_options_arg(parser, 'train_dataloader.dataset.data_root=DIR')
     return parser.parse_args()
 
 
@@ -109,11 +113,15 @@ def load_config(args: argparse.Namespace) -> Config:
             train_dataloader=dict(dataset=dict(dataset, split='trainval')),
             test_dataloader=dict(dataset=dict(dataset, split='test'))))
     elif osp.isfile(args.target):
-        cfg = Config.fromfile(args.target)
+        try:
+            cfg = read_config(args.target)
+        except ConfigFileError as err:  # zeromamba_mm:: bases not installed
+            raise SystemExit(f'check_data: {err}')
     else:
         raise SystemExit(f'check_data: {args.target} is neither a config '
                          'file nor a data folder.')
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)  # typos: exit 2
         cfg.merge_from_dict(args.cfg_options)
     return cfg
 

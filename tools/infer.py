@@ -35,6 +35,19 @@ def finite_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (e.g. ``--batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'must be a whole number >= 1, got {text!r}')
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be a whole number >= 1, got {value}')
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Zero-shot classification of images by class attributes')
@@ -55,7 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--seen-classes',
         help='text file with the names of the classes seen in training '
         '(needed for --gamma and --label-space with .npy/.csv attributes)')
-    parser.add_argument('--topk', type=int, default=5)
+    parser.add_argument(
+        '--topk', type=positive_int, default=5, help='classes per image')
     parser.add_argument(
         '--score-space',
         choices=['raw', 'softmax'],
@@ -80,7 +94,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='do not L2-normalise the class attribute rows')
     parser.add_argument(
         '--device', default=None, help='e.g. cpu, cuda:0 (default: auto)')
-    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument(
+        '--batch-size',
+        type=positive_int,
+        default=1,
+        help='images per forward pass (>= 1)')
     parser.add_argument(
         '--backend',
         choices=['pytorch', 'onnxruntime'],

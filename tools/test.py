@@ -250,13 +250,14 @@ def run() -> None:
 
 @keeps_mmengine_state
 def main() -> None:
+    from zeromamba_mm.datasets import ZSLDataError
     from zeromamba_mm.models.utils import CheckpointMismatchError
     from zeromamba_mm.utils import CheckpointLoadError
     try:
         run()
-    except (CheckpointLoadError, CheckpointMismatchError) as err:
-        # A checkpoint that cannot be read or does not fit: the message
-        # names the file and the keys; the traceback adds nothing.
+    except (CheckpointLoadError, CheckpointMismatchError, ZSLDataError) as err:
+        # A checkpoint that cannot be read or does not fit, or bad data: the
+        # message names the file and the keys; the traceback adds nothing.
         sys.stderr.write(f'error: {err}\n')
         raise SystemExit(1)
 

@@ -115,14 +115,16 @@ def run() -> None:
 @keeps_mmengine_state
 def main() -> None:
     from zeromamba_mm.checkpoint import CheckpointMismatchError
+    from zeromamba_mm.datasets import ZSLDataError
     from zeromamba_mm.utils import CheckpointLoadError, DiskFullError
     try:
         run()
-    except (CheckpointLoadError, CheckpointMismatchError,
-            DiskFullError) as err:
-        # A checkpoint that cannot be read or does not fit, or a full disk:
-        # the message names the file, keys or folder; a traceback adds
-        # nothing.
+    except (CheckpointLoadError, CheckpointMismatchError, DiskFullError,
+            ZSLDataError) as err:
+        # A checkpoint that cannot be read or does not fit, a full disk, or
+        # bad data (duplicates, NaN, a validation split that cannot yield
+        # the best checkpoint's metric): the message names the file, keys,
+        # folder or split; a traceback adds nothing.
         sys.stderr.write(f'error: {err}\n')
         raise SystemExit(1)
 

@@ -18,10 +18,11 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import (_word_vector_settings, check_cfg_options,  # noqa: E402
+from _common import (_word_vector_settings,  # noqa: E402
+                     add_cfg_options_arg, check_cfg_options, load_config,
                      register_all)
 
 
@@ -44,11 +45,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         '--show-arch',
         action='store_true',
         help='also print the model with each module\'s counts')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. "model.backbone.arch=tiny"')
+    add_cfg_options_arg(parser, 'model.backbone.arch=tiny')
     return parser.parse_args(argv)
 
 
@@ -92,7 +89,7 @@ def main(argv: Optional[list] = None) -> dict:
                                        get_model_complexity_info,
                                        use_inference_path)
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     check_cfg_options(cfg, args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -16,7 +16,9 @@ the order of the dataset's attributes (e.g. ``bill shape: curved`` or
 digits; lower-cased unless ``--keep-case``), and its vector is the sum of the
 vectors of its words found in the file, as the word vectors that DAZLE
 published for CUB/SUN/AWA2 were built. OUT.npy gets an (A, D) float32 array
-for ``model.head.word_vectors``.
+for ``model.head.word_vectors``, written through a temporary file and a
+rename (``zeromamba_mm.utils.write_atomically``): never a partial file, and
+an existing OUT only with ``--force`` (a file, never a directory).
 
 Words not in the file are listed. An attribute none of whose words is found
 would get an all-zero vector: that is an error unless ``--allow-empty``
@@ -30,10 +32,13 @@ from typing import Dict, Iterable, List, Optional, Set
 
 import numpy as np
 
+from zeromamba_mm.utils import write_atomically
+
 WORD = re.compile(r'[A-Za-z0-9]+')
 
 
-def attribute_words(name: str, lowercase: bool = True,
+def attribute_words(name: str,
+                    lowercase: bool = True,
                     ignore: Iterable[str] = ()) -> List[str]:
     """The words of an attribute name, e.g. ``'has_bill::curved'`` ->
     ``['has', 'bill', 'curved']``."""
@@ -130,10 +135,11 @@ def read_embeddings(path: str, wanted: Set[str]) -> Dict[str, np.ndarray]:
     return vectors
 
 
-def make_word_vectors(embedding_file: str,
-                      names: List[str],
-                      lowercase: bool = True,
-                      ignore: Iterable[str] = ()) -> tuple:
+def make_word_vectors(
+    embedding_file: str,
+    names: List[str],
+    lowercase: bool = True,
+    ignore: Iterable[str] = ()) -> tuple:
     """Sum the word vectors of each attribute name.
 
     Args:
@@ -179,29 +185,44 @@ def main() -> int:
     parser.add_argument('embeddings', help='word2vec/GloVe text file')
     parser.add_argument('names', help='attribute names, one per line')
     parser.add_argument('out', help='output .npy file')
-    parser.add_argument('--ignore', nargs='*', default=(),
-                        help='words to leave out (e.g. has)')
-    parser.add_argument('--keep-case', action='store_true',
-                        help='look words up as written')
-    parser.add_argument('--allow-empty', action='store_true',
-                        help='write all-zero rows for attributes without '
-                        'any known word instead of failing')
-    parser.add_argument('--force', action='store_true',
-                        help='overwrite OUT')
+    parser.add_argument(
+        '--ignore',
+        nargs='*',
+        default=(),
+        help='words to leave out (e.g. has)')
+    parser.add_argument(
+        '--keep-case', action='store_true', help='look words up as written')
+    parser.add_argument(
+        '--allow-empty',
+        action='store_true',
+        help='write all-zero rows for attributes without '
+        'any known word instead of failing')
+    parser.add_argument('--force', action='store_true', help='overwrite OUT')
     args = parser.parse_args()
     if not args.out.endswith('.npy'):
         parser.error(f'OUT must end with .npy, got {args.out}')
+    if osp.isdir(args.out):
+        parser.error(f'{args.out} is a directory; give the output file '
+                     f'name, e.g. {osp.join(args.out, "w2v.npy")} (--force '
+                     'replaces a file, never a directory).')
     if osp.exists(args.out) and not args.force:
         parser.error(f'{args.out} exists; pass --force to overwrite it.')
     if not osp.isfile(args.names):
         parser.error(f'attribute-name file not found: {args.names}')
-    with open(args.names, encoding='utf-8') as f:
-        names = [line.strip() for line in f if line.strip()]
+    try:
+        with open(args.names, encoding='utf-8') as f:
+            names = [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as err:
+        with open(args.names, 'rb') as f:
+            line = f.read(err.start).count(b'\n') + 1
+        parser.error(f'{args.names}, line {line}: not UTF-8 ({err.reason} '
+                     f'at byte {err.start}); save the file as UTF-8.')
     if not names:
         parser.error(f'{args.names} lists no attribute names.')
     try:
-        vectors, missing, empty = make_word_vectors(
-            args.embeddings, names, not args.keep_case, args.ignore)
+        vectors, missing, empty = make_word_vectors(args.embeddings, names,
+                                                    not args.keep_case,
+                                                    args.ignore)
     except (OSError, ValueError) as error:
         print(f'error: {error}\nnothing written.', file=sys.stderr)
         return 1
@@ -213,10 +234,23 @@ def main() -> int:
         listing = '; '.join(f'{i}: {names[i]!r}' for i in empty)
         print(f'no word found for attribute(s) {listing}', file=sys.stderr)
         if not args.allow_empty:
-            print('nothing written (pass --allow-empty to write zero rows, '
-                  'or rename these attributes)', file=sys.stderr)
+            print(
+                'nothing written (pass --allow-empty to write zero rows, '
+                'or rename these attributes)',
+                file=sys.stderr)
             return 1
-    np.save(args.out, vectors)
+
+    def save(tmp: str) -> None:
+        with open(tmp, 'wb') as f:  # a file object: np.save adds no suffix
+            np.save(f, vectors)
+
+    try:
+        # Through a temporary file and a rename: never a partial file; and
+        # without --force never over a file created meanwhile.
+        write_atomically(args.out, save, overwrite=args.force)
+    except OSError as error:
+        print(f'error: {error}\nnothing written.', file=sys.stderr)
+        return 1
     print(f'wrote {args.out} {vectors.shape}: set '
           f"model.head.word_vectors='{args.out}'")
     return 0

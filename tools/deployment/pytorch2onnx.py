@@ -25,10 +25,9 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import check_cfg_options  # noqa: E402
+from _common import (add_cfg_options_arg,  # noqa: E402
+                     check_cfg_options, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,11 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--class-attributes',
         help='classes to store instead of the checkpoint\'s (.npy, .csv or '
         'att_splits.mat)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. test_evaluator.gamma=0.5')
+    add_cfg_options_arg(parser, 'test_evaluator.gamma=0.5')
     args = parser.parse_args(argv)
     if args.shape is not None and min(args.shape) < 1:
         parser.error(f'--shape needs positive H W, got {args.shape}')
@@ -85,7 +80,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
         return 1
     if args.cfg_options:
-        check_cfg_options(Config.fromfile(args.config), args.cfg_options)
+        check_cfg_options(load_config(args.config), args.cfg_options)
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

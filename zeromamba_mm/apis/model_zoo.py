@@ -20,6 +20,7 @@ from mmpretrain.apis.model import ModelHub
 
 from zeromamba_mm import model_zoo
 from zeromamba_mm.checkpoint import config_for_loading, load_model_weights
+from zeromamba_mm.utils import read_config
 
 __all__ = ['resolve_model', 'get_model', 'list_plugin_models']
 
@@ -46,9 +47,7 @@ def resolve_model(
     if isinstance(model, Config):
         config = copy.deepcopy(model)
     elif isinstance(model, (str, Path)) and str(model).endswith('.py'):
-        if not osp.isfile(str(model)):
-            raise FileNotFoundError(f'Config file not found: {model}')
-        config = Config.fromfile(str(model))
+        config = read_config(str(model))
     elif isinstance(model, str):
         metainfo = ModelHub.get(model)  # names list_models() on failure
         config = metainfo.config

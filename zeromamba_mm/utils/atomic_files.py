@@ -217,8 +217,10 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temp_files(folder: str) -> List[str]:
     """Remove the temporary files of writers that died (``kill -9``).
 
-    Only names of :func:`temp_path_for`'s form whose process no longer runs
-    on this machine are removed; the files of live writers stay.
+    Only plain files named in :func:`temp_path_for`'s form
+    (``.<name>.tmp-<pid>``) whose process no longer runs on this machine
+    are removed; the files of live writers, folders, links and other names
+    stay.
 
     Args:
         folder (str): The folder to clean (a missing folder is fine).
@@ -233,9 +235,11 @@ def remove_stale_temp_files(folder: str) -> List[str]:
         match = _TMP_PATTERN.match(name)
         if match is None or int(match['pid']) == os.getpid():
             continue
+        path = osp.join(folder, name)
+        if not osp.isfile(path) or osp.islink(path):
+            continue  # write_atomically's temporaries are plain files
         if _pid_alive(int(match['pid'])):
             continue
-        path = osp.join(folder, name)
         try:
             os.remove(path)
             removed.append(path)

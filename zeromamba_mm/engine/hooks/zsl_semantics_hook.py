@@ -13,7 +13,8 @@ from zeromamba_mm.models.utils.semantics_adapter import \
     set_model_class_semantics
 from zeromamba_mm.registry import DATASETS, HOOKS
 from zeromamba_mm.structures.class_semantics import (CHECKPOINT_META_KEY,
-                                                     ClassSemantics)
+                                                     ClassSemantics,
+                                                     ZSLDataError)
 
 _REQUIRED_KEYS = ('class_attributes', 'seen_classes', 'unseen_classes')
 #: The class groups whose samples a GZSLMetric key needs (the others, e.g.
@@ -133,7 +134,7 @@ class ZSLSemanticsHook(Hook):
                     k for k, name in names.items()
                     if all(counts[group] for group in _METRIC_NEEDS[name])
                 ]
-                raise ValueError(
+                raise ZSLDataError(
                     self._unproducible_message(key, needs, counts, yielded,
                                                dataset))
 
@@ -143,6 +144,14 @@ class ZSLSemanticsHook(Hook):
         where = ', '.join(f'{attr}={getattr(dataset, attr)!r}'
                           for attr in ('split', 'ann_file')
                           if getattr(dataset, attr, None))
+        # A subset (BaseDataset's ``indices``) may leave out a group.
+        subset = getattr(dataset, '_indices', None)
+        if subset is not None:
+            where += f', indices={subset!r}'
+            widen = ('Give val_dataloader.dataset.indices that keep images '
+                     'of both, or validate ')
+        else:
+            widen = 'Validate '
         return (
             f'The best checkpoint is chosen on {key!r} (save_best of the '
             'checkpoint hook), but GZSLMetric reports it only for a '
@@ -150,7 +159,7 @@ class ZSLSemanticsHook(Hook):
             f'classes, and the val_dataloader dataset '
             f'({type(dataset).__name__}: {where}) holds {counts["seen"]} '
             f'seen-class and {counts["unseen"]} unseen-class images. '
-            "Validate on a split with both (split='test' under the paper "
+            f"{widen}on a split with both (split='test' under the paper "
             "protocol, 'clean_val' under the clean one), or set "
             'default_hooks.checkpoint.save_best to a key this split yields '
             f"({', '.join(yielded) or 'none'}) or 'auto'. Stopped before "
