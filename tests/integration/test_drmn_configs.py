@@ -27,7 +27,8 @@ DRMN = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(DRMN))
-def test_drmn_config_recipe_and_one_training_epoch(config, tmp_path):
+def test_drmn_config_recipe_and_one_training_epoch(config, tmp_path,
+                                                   restore_default_scope):
     (dataset, num_attributes, num_seen, scale, beta, lambda_cal, gamma,
      epochs) = DRMN[config]
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))

@@ -78,7 +78,8 @@ def write_fixture(root, cfg, dataset, num_attributes, num_classes=6,
 
 @pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(PAPER))
-def test_paper_config_recipe_and_one_training_epoch(config, tmp_path):
+def test_paper_config_recipe_and_one_training_epoch(config, tmp_path,
+                                                    restore_default_scope):
     dataset, num_attributes, lam, gamma = PAPER[config]
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
 
