@@ -21,8 +21,8 @@ from zeromamba_mm.ops.selective_scan_2d import (LEGACY_V2M_DIRECTIONS,
 from .ssm_init import init_mamba_ssm_
 
 __all__ = [
-    'MIXERS', 'check_choice', 'rms_norm', 'MambaMixer', 'Mamba2DMixer',
-    'VimBlock'
+    'MIXERS', 'check_choice', 'rms_norm', 'channel_linear',
+    'causal_depthwise_conv1d', 'MambaMixer', 'Mamba2DMixer', 'VimBlock'
 ]
 
 MIXERS = ('bidirectional', 'forward', '2d')
@@ -40,6 +40,46 @@ def check_choice(name: str, value, choices) -> None:
 def rms_norm(dims: int) -> nn.RMSNorm:
     """Vim's norm: ``x / rms(x) * weight`` over the last axis."""
     return nn.RMSNorm(dims, eps=RMS_EPS)
+
+
+def channel_linear(weight: Tensor, x: Tensor) -> Tensor:
+    """``weight @ x``: a bias-free linear layer over the channels of a
+    channel-major (B, C_in, L) tensor, written as (B, C_out, L).
+
+    One batched GEMM that writes this layout directly: ``torch.matmul``
+    would fold the batch into a (B L, C_in) GEMM and then copy its
+    transposed result, and that strided copy costs about as much as the
+    GEMM. ``x`` may be a transposed or sliced view.
+    """
+    return torch.bmm(weight.expand(x.shape[0], -1, -1), x)
+
+
+def causal_depthwise_conv1d(x: Tensor,
+                            weight: Tensor,
+                            bias: Optional[Tensor] = None) -> Tensor:
+    """Causal depthwise conv1d of (B, E, L) as K shifted multiply-adds.
+
+    Equal to ``F.conv1d(F.pad(x, (K - 1, 0)), weight, bias, groups=E)``
+    (``weight`` (E, 1, K)): ``y[..., t] = bias + sum_k weight[:, 0, k] *
+    x[..., t - K + 1 + k]``. On CPU, oneDNN's grouped conv with one channel
+    per group is several times slower than these K passes over (B, E, L);
+    ``x`` may be strided (a slice of the in_projection's output). Traces
+    (FLOP counting, ONNX export) record the one ``conv1d`` operator.
+    """
+    length, taps = x.shape[-1], weight.shape[-1]
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return F.conv1d(
+            F.pad(x, (taps - 1, 0)), weight, bias, groups=x.shape[1])
+    w = weight[:, 0, :, None]  # (E, K, 1): tap k as an (E, 1) column
+    # The last tap reads x[t] itself; tap K - 1 - j reads x[t - j].
+    if bias is None:
+        y = x * w[:, -1]
+    else:
+        y = torch.addcmul(bias[:, None], x, w[:, -1])
+    for j in range(1, min(taps, length)):
+        # In place on a fresh tensor: autograd keeps the slices' history.
+        y[..., j:].addcmul_(x[..., :length - j], w[:, taps - 1 - j])
+    return y
 
 
 class _SSMBranch(nn.Module):
@@ -78,25 +118,30 @@ class _SSMBranch(nn.Module):
                         self.D, dt_min, dt_max, dt_init_floor)
 
     def conv(self, x: Tensor) -> Tensor:
-        """Causal depthwise conv + SiLU over (B, E, L)."""
+        """Causal depthwise conv + SiLU over (B, E, L) (``conv1d``'s
+        parameters, computed by :func:`causal_depthwise_conv1d`)."""
         if not self.d_conv:
             return x
-        return F.silu(self.conv1d(x)[..., :x.shape[-1]])
+        return F.silu(
+            causal_depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias))
 
     def scan(self, x: Tensor, z: Optional[Tensor], backend: str) -> Tensor:
-        """Mamba's selective scan of (B, E, L) with gate ``z``."""
+        """Mamba's selective scan of (B, E, L) with gate ``z`` (None: no
+        gate)."""
         u = self.conv(x)
         rank = self.dt_proj.in_features
         n = self.A_log.shape[1]
-        x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (B, L, .)
-        dt, b, c = torch.split(x_dbl, [rank, n, n], dim=-1)
-        delta = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
+        # Channel-major GEMMs: delta comes out (B, E, L) as the scan takes
+        # it, with no transpose copy.
+        x_dbl = channel_linear(self.x_proj.weight, u)  # (B, R + 2N, L)
+        dt, b, c = torch.split(x_dbl, [rank, n, n], dim=1)
+        delta = channel_linear(self.dt_proj.weight, dt)
         return selective_scan(
             u,
-            delta.contiguous(),
+            delta,
             -torch.exp(self.A_log.float()),
-            b.transpose(1, 2).contiguous(),
-            c.transpose(1, 2).contiguous(),
+            b,
+            c,
             D=self.D.float(),
             z=z,
             delta_bias=self.dt_proj.bias.float(),
@@ -147,14 +192,22 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: Tensor, grid: Tuple[int, int] = None) -> Tensor:
         """(B, L, dims) -> (B, L, dims); ``grid`` is unused."""
-        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)
-        y = self.fwd.scan(x.contiguous(), z.contiguous(), self.scan_backend)
-        if self.direction == 'bidirectional':
-            y_b = self.bwd.scan(
-                x.flip(-1).contiguous(),
-                z.flip(-1).contiguous(), self.scan_backend)
-            y = (y + y_b.flip(-1)) / 2
-        return self.out_proj(y.transpose(1, 2))
+        # in_proj channel-major: (B, 2E, L) straight from the GEMM, so x
+        # and z need no transpose copies before the conv and the scan.
+        x, z = channel_linear(self.in_proj.weight,
+                              x.transpose(1, 2)).chunk(2, dim=1)
+        if self.direction == 'forward':
+            y = self.fwd.scan(x, z, self.scan_backend)
+        else:
+            # The gate is per token, so it commutes with the mean of the
+            # directions: (y * g + flip(y_b * flip(g))) / 2 = mean(y,
+            # flip(y_b)) * g with g = silu(z): one gate, z never flipped.
+            y = self.fwd.scan(x, None, self.scan_backend)
+            y_b = self.bwd.scan(x.flip(-1), None, self.scan_backend)
+            y = torch.lerp(y, y_b.flip(-1), 0.5) * F.silu(z)
+        # y^T W^T: the GEMM reads y transposed in place, writes (B, L, dims).
+        weight = self.out_proj.weight.t()
+        return torch.bmm(y.transpose(1, 2), weight.expand(y.shape[0], -1, -1))
 
 
 class Mamba2DMixer(nn.Module):
