@@ -15,14 +15,15 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor
 
-from zeromamba_mm.ops import selective_scan, selective_scan_2d
+from zeromamba_mm.ops import (causal_depthwise_conv1d, selective_scan,
+                              selective_scan_2d)
 from zeromamba_mm.ops.selective_scan_2d import (LEGACY_V2M_DIRECTIONS,
                                                 parse_directions)
 from .ssm_init import init_mamba_ssm_
 
 __all__ = [
-    'MIXERS', 'check_choice', 'rms_norm', 'channel_linear',
-    'causal_depthwise_conv1d', 'MambaMixer', 'Mamba2DMixer', 'VimBlock'
+    'MIXERS', 'check_choice', 'rms_norm', 'channel_linear', 'MambaMixer',
+    'Mamba2DMixer', 'VimBlock'
 ]
 
 MIXERS = ('bidirectional', 'forward', '2d')
@@ -52,34 +53,6 @@ def channel_linear(weight: Tensor, x: Tensor) -> Tensor:
     GEMM. ``x`` may be a transposed or sliced view.
     """
     return torch.bmm(weight.expand(x.shape[0], -1, -1), x)
-
-
-def causal_depthwise_conv1d(x: Tensor,
-                            weight: Tensor,
-                            bias: Optional[Tensor] = None) -> Tensor:
-    """Causal depthwise conv1d of (B, E, L) as K shifted multiply-adds.
-
-    Equal to ``F.conv1d(F.pad(x, (K - 1, 0)), weight, bias, groups=E)``
-    (``weight`` (E, 1, K)): ``y[..., t] = bias + sum_k weight[:, 0, k] *
-    x[..., t - K + 1 + k]``. On CPU, oneDNN's grouped conv with one channel
-    per group is several times slower than these K passes over (B, E, L);
-    ``x`` may be strided (a slice of the in_projection's output). Traces
-    (FLOP counting, ONNX export) record the one ``conv1d`` operator.
-    """
-    length, taps = x.shape[-1], weight.shape[-1]
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return F.conv1d(
-            F.pad(x, (taps - 1, 0)), weight, bias, groups=x.shape[1])
-    w = weight[:, 0, :, None]  # (E, K, 1): tap k as an (E, 1) column
-    # The last tap reads x[t] itself; tap K - 1 - j reads x[t - j].
-    if bias is None:
-        y = x * w[:, -1]
-    else:
-        y = torch.addcmul(bias[:, None], x, w[:, -1])
-    for j in range(1, min(taps, length)):
-        # In place on a fresh tensor: autograd keeps the slices' history.
-        y[..., j:].addcmul_(x[..., :length - j], w[:, taps - 1 - j])
-    return y
 
 
 class _SSMBranch(nn.Module):
@@ -122,8 +95,11 @@ class _SSMBranch(nn.Module):
         parameters, computed by :func:`causal_depthwise_conv1d`)."""
         if not self.d_conv:
             return x
-        return F.silu(
-            causal_depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias))
+        u = causal_depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias)
+        # In place where autograd records nothing: one (B, E, L) buffer
+        # fewer to allocate and fault in (a fresh buffer costs on CPU about
+        # as much as the pass over it).
+        return F.silu(u, inplace=not torch.is_grad_enabled())
 
     def scan(self, x: Tensor, z: Optional[Tensor], backend: str) -> Tensor:
         """Mamba's selective scan of (B, E, L) with gate ``z`` (None: no
@@ -194,8 +170,8 @@ class MambaMixer(nn.Module):
         """(B, L, dims) -> (B, L, dims); ``grid`` is unused."""
         # in_proj channel-major: (B, 2E, L) straight from the GEMM, so x
         # and z need no transpose copies before the conv and the scan.
-        x, z = channel_linear(self.in_proj.weight,
-                              x.transpose(1, 2)).chunk(2, dim=1)
+        xz = channel_linear(self.in_proj.weight, x.transpose(1, 2))
+        x, z = xz.chunk(2, dim=1)
         if self.direction == 'forward':
             y = self.fwd.scan(x, z, self.scan_backend)
         else:
@@ -203,8 +179,11 @@ class MambaMixer(nn.Module):
             # directions: (y * g + flip(y_b * flip(g))) / 2 = mean(y,
             # flip(y_b)) * g with g = silu(z): one gate, z never flipped.
             y = self.fwd.scan(x, None, self.scan_backend)
-            y_b = self.bwd.scan(x.flip(-1), None, self.scan_backend)
-            y = torch.lerp(y, y_b.flip(-1), 0.5) * F.silu(z)
+            y_b = self.bwd.scan(x.flip(-1), None, self.scan_backend).flip(-1)
+            if torch.is_grad_enabled():
+                y = torch.lerp(y, y_b, 0.5) * F.silu(z)
+            else:  # the same in place (x and z are not read again)
+                y = y.lerp_(y_b, 0.5).mul_(F.silu(z, inplace=True))
         # y^T W^T: the GEMM reads y transposed in place, writes (B, L, dims).
         weight = self.out_proj.weight.t()
         return torch.bmm(y.transpose(1, 2), weight.expand(y.shape[0], -1, -1))
