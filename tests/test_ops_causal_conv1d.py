@@ -72,3 +72,15 @@ def test_channel_linear_is_a_linear_layer_over_channels():
     got = channel_linear(weight, tokens.transpose(1, 2))
     assert got.shape == (3, 5, 11) and got.is_contiguous()
     torch.testing.assert_close(got, F.linear(tokens, weight).transpose(1, 2))
+
+
+def test_bfloat16_input_accumulates_in_float32():
+    # As conv1d under autocast: x's dtype out, rounded once at the end
+    # (within half a bf16 unit in the last place of the exact sum).
+    torch.manual_seed(2)
+    x = torch.randn(2, 8, 30).bfloat16()
+    weight, bias = torch.randn(8, 1, 4), torch.randn(8)
+    got = causal_depthwise_conv1d(x, weight, bias)
+    want = plain_conv(x.double(), weight.double(), bias.double())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), want, rtol=2**-8, atol=1e-6)
