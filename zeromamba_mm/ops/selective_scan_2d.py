@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .causal_conv1d import causal_depthwise_conv1d
 from .selective_scan_dispatch import BACKENDS, selective_scan
 
 #: Corner names and their flips (flip H, flip W) that bring the corner to
@@ -112,8 +113,7 @@ def _causal_conv(u: Tensor, weight: Optional[Tensor],
     channels = u.shape[1]
     w = weight.reshape(channels, 1, k)
     b = None if bias is None else bias.reshape(channels)
-    out = F.conv1d(F.pad(u, (k - 1, 0)), w, b, groups=channels)
-    return F.silu(out)
+    return F.silu(causal_depthwise_conv1d(u, w, b))
 
 
 def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,

@@ -15,14 +15,15 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor
 
-from zeromamba_mm.ops import selective_scan, selective_scan_2d
+from zeromamba_mm.ops import (causal_depthwise_conv1d, selective_scan,
+                              selective_scan_2d)
 from zeromamba_mm.ops.selective_scan_2d import (LEGACY_V2M_DIRECTIONS,
                                                 parse_directions)
 from .ssm_init import init_mamba_ssm_
 
 __all__ = [
-    'MIXERS', 'check_choice', 'rms_norm', 'MambaMixer', 'Mamba2DMixer',
-    'VimBlock'
+    'MIXERS', 'check_choice', 'rms_norm', 'channel_linear', 'MambaMixer',
+    'Mamba2DMixer', 'VimBlock'
 ]
 
 MIXERS = ('bidirectional', 'forward', '2d')
@@ -40,6 +41,18 @@ def check_choice(name: str, value, choices) -> None:
 def rms_norm(dims: int) -> nn.RMSNorm:
     """Vim's norm: ``x / rms(x) * weight`` over the last axis."""
     return nn.RMSNorm(dims, eps=RMS_EPS)
+
+
+def channel_linear(weight: Tensor, x: Tensor) -> Tensor:
+    """``weight @ x``: a bias-free linear layer over the channels of a
+    channel-major (B, C_in, L) tensor, written as (B, C_out, L).
+
+    One batched GEMM that writes this layout directly: ``torch.matmul``
+    would fold the batch into a (B L, C_in) GEMM and then copy its
+    transposed result, and that strided copy costs about as much as the
+    GEMM. ``x`` may be a transposed or sliced view.
+    """
+    return torch.bmm(weight.expand(x.shape[0], -1, -1), x)
 
 
 class _SSMBranch(nn.Module):
@@ -78,25 +91,33 @@ class _SSMBranch(nn.Module):
                         self.D, dt_min, dt_max, dt_init_floor)
 
     def conv(self, x: Tensor) -> Tensor:
-        """Causal depthwise conv + SiLU over (B, E, L)."""
+        """Causal depthwise conv + SiLU over (B, E, L) (``conv1d``'s
+        parameters, computed by :func:`causal_depthwise_conv1d`)."""
         if not self.d_conv:
             return x
-        return F.silu(self.conv1d(x)[..., :x.shape[-1]])
+        u = causal_depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias)
+        # In place where autograd records nothing: one (B, E, L) buffer
+        # fewer to allocate and fault in (a fresh buffer costs on CPU about
+        # as much as the pass over it).
+        return F.silu(u, inplace=not torch.is_grad_enabled())
 
     def scan(self, x: Tensor, z: Optional[Tensor], backend: str) -> Tensor:
-        """Mamba's selective scan of (B, E, L) with gate ``z``."""
+        """Mamba's selective scan of (B, E, L) with gate ``z`` (None: no
+        gate)."""
         u = self.conv(x)
         rank = self.dt_proj.in_features
         n = self.A_log.shape[1]
-        x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (B, L, .)
-        dt, b, c = torch.split(x_dbl, [rank, n, n], dim=-1)
-        delta = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
+        # Channel-major GEMMs: delta comes out (B, E, L) as the scan takes
+        # it, with no transpose copy.
+        x_dbl = channel_linear(self.x_proj.weight, u)  # (B, R + 2N, L)
+        dt, b, c = torch.split(x_dbl, [rank, n, n], dim=1)
+        delta = channel_linear(self.dt_proj.weight, dt)
         return selective_scan(
             u,
-            delta.contiguous(),
+            delta,
             -torch.exp(self.A_log.float()),
-            b.transpose(1, 2).contiguous(),
-            c.transpose(1, 2).contiguous(),
+            b,
+            c,
             D=self.D.float(),
             z=z,
             delta_bias=self.dt_proj.bias.float(),
@@ -147,14 +168,25 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: Tensor, grid: Tuple[int, int] = None) -> Tensor:
         """(B, L, dims) -> (B, L, dims); ``grid`` is unused."""
-        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)
-        y = self.fwd.scan(x.contiguous(), z.contiguous(), self.scan_backend)
-        if self.direction == 'bidirectional':
-            y_b = self.bwd.scan(
-                x.flip(-1).contiguous(),
-                z.flip(-1).contiguous(), self.scan_backend)
-            y = (y + y_b.flip(-1)) / 2
-        return self.out_proj(y.transpose(1, 2))
+        # in_proj channel-major: (B, 2E, L) straight from the GEMM, so x
+        # and z need no transpose copies before the conv and the scan.
+        xz = channel_linear(self.in_proj.weight, x.transpose(1, 2))
+        x, z = xz.chunk(2, dim=1)
+        if self.direction == 'forward':
+            y = self.fwd.scan(x, z, self.scan_backend)
+        else:
+            # The gate is per token, so it commutes with the mean of the
+            # directions: (y * g + flip(y_b * flip(g))) / 2 = mean(y,
+            # flip(y_b)) * g with g = silu(z): one gate, z never flipped.
+            y = self.fwd.scan(x, None, self.scan_backend)
+            y_b = self.bwd.scan(x.flip(-1), None, self.scan_backend).flip(-1)
+            if torch.is_grad_enabled():
+                y = torch.lerp(y, y_b, 0.5) * F.silu(z)
+            else:  # the same in place (x and z are not read again)
+                y = y.lerp_(y_b, 0.5).mul_(F.silu(z, inplace=True))
+        # y^T W^T: the GEMM reads y transposed in place, writes (B, L, dims).
+        weight = self.out_proj.weight.t()
+        return torch.bmm(y.transpose(1, 2), weight.expand(y.shape[0], -1, -1))
 
 
 class Mamba2DMixer(nn.Module):
