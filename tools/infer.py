@@ -187,7 +187,9 @@ def main(argv=None) -> int:
         notes.append(f'gamma={point.gamma:g} on seen classes')
     if args.label_space != 'all':
         notes.append(f'{args.label_space} classes only')
-    print(f'{len(inferencer.classes)} classes ({", ".join(notes)})\n')
+    # A new line first: mmpretrain's progress bar ends without one when the
+    # output is not a terminal.
+    print(f'\n{len(inferencer.classes)} classes ({", ".join(notes)})\n')
     print('\n\n'.join(
         format_table(image, result) for image, result in zip(images, results)))
     if args.show_dir is not None:
