@@ -120,19 +120,25 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
                dt_bias: Tensor, A: Tensor, D: Tensor,
                conv_weight: Optional[Tensor], conv_bias: Optional[Tensor],
                select: str, backend: str) -> Tensor:
-    """One 1-D pass along the last axis of ``u`` (B', G, E, L).
+    """One 1-D pass along the last axis of ``u`` (B', G*E, L).
 
     ``select='B'`` makes B input-dependent (C = ones), ``'C'`` the reverse.
     """
-    batch, groups, e, length = u.shape
-    rank = dt_proj.shape[-1]
-    n = A.shape[-1]
-    flat = _causal_conv(
-        u.reshape(batch, groups * e, length), conv_weight, conv_bias)
-    x_dbl = torch.einsum('bgel,gke->bgkl', flat.view(batch, groups, e, length),
-                         x_proj)
-    dts, sel = torch.split(x_dbl, [rank, n], dim=2)
-    delta = torch.einsum('bgrl,ger->bgel', dts, dt_proj)
+    batch, channels, length = u.shape
+    groups, rank, n = dt_proj.shape[0], dt_proj.shape[-1], A.shape[-1]
+    e = channels // groups
+    flat = _causal_conv(u, conv_weight, conv_bias)
+    # Grouped 1x1 convolutions apply each direction's projections in the
+    # (B', G*E, L) layout, as SS2D does: an einsum would permute E to the
+    # last axis and back (two copies of the whole map per projection).
+    x_dbl = F.conv1d(flat, x_proj.reshape(groups * (rank + n), e, 1),
+                     groups=groups)
+    dts, sel = torch.split(
+        x_dbl.view(batch, groups, rank + n, length), [rank, n], dim=2)
+    delta = F.conv1d(
+        dts.reshape(batch, groups * rank, length),
+        dt_proj.reshape(channels, rank, 1),
+        groups=groups)
     # The fixed projection as a per-step (batch, G, N, L) tensor: the layout
     # every backend takes for B and C.
     sel = sel.contiguous()
@@ -140,18 +146,17 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
     b_arg, c_arg = (sel, ones) if select == 'B' else (ones, sel)
     # The SSM parameters in float32 (float64 for float64 inputs).
     pdt = torch.float64 if u.dtype == torch.float64 else torch.float32
-    y = selective_scan(
+    return selective_scan(
         flat,
-        delta.reshape(batch, groups * e, length),
-        A.reshape(groups * e, n).to(pdt),
+        delta,
+        A.reshape(channels, n).to(pdt),
         b_arg,
         c_arg,
         D=D.reshape(-1).to(pdt),
-        z=None if z is None else z.reshape(batch, groups * e, length),
+        z=z,
         delta_bias=dt_bias.reshape(-1).to(pdt),
         delta_softplus=True,
         backend=backend)
-    return y.view(batch, groups, e, length)
 
 
 def selective_scan_2d(x: Tensor,
@@ -255,24 +260,18 @@ def selective_scan_2d(x: Tensor,
 
     # Every direction is brought to the top-left corner; a column-first
     # direction is a row-first one on the transposed grid. Directions that
-    # share an orientation are batched along G.
+    # share an orientation are batched along the channels (G*E), as the
+    # cross scan batches its four.
     outputs = [None] * groups
     for order in AXIS_ORDERS:
         idx = [g for g, (_, o) in enumerate(directions) if o == order]
         if not idx:
             continue
         sel = {k: (None if v is None else v[idx]) for k, v in params.items()}
-        xs = torch.stack([_flip(x, directions[g][0]) for g in idx], dim=1)
-        zs = None if z is None else torch.stack(
-            [_flip(z, directions[g][0]) for g in idx], dim=1)
-        if order == 'col':
-            xs = xs.transpose(-1, -2)
-            zs = None if zs is None else zs.transpose(-1, -2)
-        ys = _row_first(xs, zs, sel, inter_norm, backend)
-        if order == 'col':
-            ys = ys.transpose(-1, -2)
-        for k, g in enumerate(idx):
-            outputs[g] = _flip(ys[:, k], directions[g][0])
+        ys = _row_first(x, z, [directions[g][0] for g in idx], order == 'col',
+                        sel, inter_norm, backend)
+        for g, y in zip(idx, ys):
+            outputs[g] = y
     if legacy_v2m_mapping:
         z_a, z_b, z_c, z_d = outputs
         y = ((z_a + z_b).transpose(-1, -2) + torch.rot90(z_c, -1, (-2, -1)) +
@@ -287,27 +286,64 @@ def selective_scan_2d(x: Tensor,
     return total.to(x.dtype)
 
 
-def _row_first(xs: Tensor, zs: Optional[Tensor], p: dict,
-               inter_norm: Optional[Callable[[Tensor],
-                                             Tensor]], backend: str) -> Tensor:
-    """Row pass then column pass on (B, G, E, H, W) maps (top-left corner).
+def _stack_rows(x: Tensor, corners: Sequence[str],
+                transpose: bool) -> Tensor:
+    """(B, E, H, W) seen from each corner (then transposed if
+    ``transpose``) as (B*H', G*E, W'): the rows of every direction are the
+    sequences of pass 1."""
+    xs = torch.stack([_flip(x, c) for c in corners], dim=1)
+    if transpose:
+        xs = xs.transpose(-1, -2)
+    batch, _, e, height, width = xs.shape
+    return xs.permute(0, 3, 1, 2, 4).reshape(batch * height,
+                                             len(corners) * e, width)
+
+
+def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
+               transpose: bool, p: dict,
+               inter_norm: Optional[Callable[[Tensor], Tensor]],
+               backend: str) -> Tuple[Tensor, ...]:
+    """Row pass then column pass of the directions (corner, row-first), or
+    of the directions (corner, column-first) with ``transpose``: those
+    are row-first on the transposed grid of the corner's view.
+
+    Args:
+        x (Tensor): (B, E, H, W), not flipped.
+        z (Tensor, optional): The gate, like ``x``.
+        corners (Sequence[str]): The G corners, in the order of ``p``.
+        transpose (bool): Scan the transposed grid (column-first order).
+        p (dict): The parameters of the G directions.
+        inter_norm (callable, optional): See :func:`selective_scan_2d`.
+        backend (str): The selective-scan backend.
+
+    Returns:
+        tuple[Tensor]: The G outputs, (B, E, H, W) each, flipped back onto
+        the tokens of ``x``.
     """
-    batch, groups, e, height, width = xs.shape
-    # Pass 1: B*H sequences of length W.
-    u1 = xs.permute(0, 3, 1, 2, 4).reshape(batch * height, groups, e, width)
-    z1 = None if zs is None else zs.permute(0, 3, 1, 2, 4).reshape(
-        batch * height, groups, e, width)
-    y1 = _line_pass(u1, z1, p['x_proj1'], p['dt_proj1'], p['dt_bias1'],
-                    p['A1'], p['D1'], p['conv1_weight'], p['conv1_bias'], 'B',
-                    backend)
-    y1 = y1.view(batch, height, groups, e, width).permute(0, 2, 3, 1, 4)
+    batch, e = x.shape[:2]
+    height, width = x.shape[-1:-3:-1] if transpose else x.shape[-2:]
+    groups = len(corners)
+    # Pass 1: B*H sequences of length W, laid out (B, H, G, E, W).
+    zs = None if z is None else _stack_rows(z, corners, transpose)
+    y1 = _line_pass(
+        _stack_rows(x, corners, transpose), zs, p['x_proj1'], p['dt_proj1'],
+        p['dt_bias1'], p['A1'], p['D1'], p['conv1_weight'], p['conv1_bias'],
+        'B', backend)
+    y1 = y1.view(batch, height, groups, e, width)
     if inter_norm is not None:
-        y1 = inter_norm(y1)
-    # Pass 2: B*W sequences of length H.
-    u2 = y1.permute(0, 4, 1, 2, 3).reshape(batch * width, groups, e, height)
-    z2 = None if zs is None else zs.permute(0, 4, 1, 2, 3).reshape(
-        batch * width, groups, e, height)
-    y2 = _line_pass(u2, z2, p['x_proj2'], p['dt_proj2'], p['dt_bias2'],
+        y1 = inter_norm(y1.permute(0, 2, 3, 1, 4)).permute(0, 3, 1, 2, 4)
+    # Pass 2: B*W sequences of length H, laid out (B, W, G, E, H): the one
+    # transposing copy between the passes.
+    u2 = y1.permute(0, 4, 2, 3, 1).reshape(batch * width, groups * e, height)
+    if zs is not None:
+        zs = zs.view(batch, height, groups, e, width).permute(
+            0, 4, 2, 3, 1).reshape(batch * width, groups * e, height)
+    y2 = _line_pass(u2, zs, p['x_proj2'], p['dt_proj2'], p['dt_bias2'],
                     p['A2'], p['D2'], p['conv2_weight'], p['conv2_bias'], 'C',
                     backend)
-    return y2.view(batch, width, groups, e, height).permute(0, 2, 3, 4, 1)
+    # unbind, not indexing per direction: the backward of G selects would
+    # zero-fill G full-size gradients; unbind's stacks them once.
+    ys = y2.view(batch, width, groups, e, height).unbind(2)
+    ys = (y.permute(0, 2, 1, 3) if transpose else y.permute(0, 2, 3, 1)
+          for y in ys)
+    return tuple(_flip(y, c) for y, c in zip(ys, corners))
