@@ -120,36 +120,43 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
                dt_bias: Tensor, A: Tensor, D: Tensor,
                conv_weight: Optional[Tensor], conv_bias: Optional[Tensor],
                select: str, backend: str) -> Tensor:
-    """One 1-D pass along the last axis of ``u`` (B', G*E, L).
+    """One 1-D pass along the last axis of ``u``, (G, E, B', L).
 
-    ``select='B'`` makes B input-dependent (C = ones), ``'C'`` the reverse.
+    The directions' sequences lie side by side in memory, so that each
+    direction's projections are one GEMM over all its B' * L tokens (as
+    in SS2D, whose batch is 1); the scan reads the same memory as a
+    (B', G*E, L) view. ``select='B'`` makes B input-dependent (C = ones),
+    ``'C'`` the reverse.
+
+    Returns:
+        Tensor: (B', G*E, L), contiguous.
     """
-    batch, channels, length = u.shape
-    groups, rank, n = dt_proj.shape[0], dt_proj.shape[-1], A.shape[-1]
-    e = channels // groups
-    flat = _causal_conv(u, conv_weight, conv_bias)
-    # Grouped 1x1 convolutions apply each direction's projections in the
-    # (B', G*E, L) layout, as SS2D does: an einsum would permute E to the
-    # last axis and back (two copies of the whole map per projection).
-    x_dbl = F.conv1d(flat, x_proj.reshape(groups * (rank + n), e, 1),
-                     groups=groups)
-    dts, sel = torch.split(
-        x_dbl.view(batch, groups, rank + n, length), [rank, n], dim=2)
-    delta = F.conv1d(
-        dts.reshape(batch, groups * rank, length),
-        dt_proj.reshape(channels, rank, 1),
-        groups=groups)
+    groups, e, batch, length = u.shape
+    rank, n = dt_proj.shape[-1], A.shape[-1]
+    u = u.contiguous()
+    seq = u.view(groups * e, batch, length).transpose(0, 1)
+    seq = _causal_conv(seq, conv_weight, conv_bias)
+    # A view for the convolution-free pass (and for the conv's output,
+    # which keeps its input's layout).
+    tokens = seq.transpose(0, 1).reshape(groups, e, batch * length)
+    x_dbl = torch.bmm(x_proj, tokens)  # (G, R + N, B' * L)
+    dts, sel = torch.split(x_dbl, [rank, n], dim=1)
+    delta = torch.bmm(dt_proj, dts).view(groups * e, batch,
+                                         length).transpose(0, 1)
     # The fixed projection as a per-step (batch, G, N, L) tensor: the layout
     # every backend takes for B and C.
-    sel = sel.contiguous()
+    sel = sel.reshape(groups, n, batch, length).permute(2, 0, 1,
+                                                        3).contiguous()
     ones = torch.ones_like(sel)
     b_arg, c_arg = (sel, ones) if select == 'B' else (ones, sel)
+    if z is not None:
+        z = z.contiguous().view(groups * e, batch, length).transpose(0, 1)
     # The SSM parameters in float32 (float64 for float64 inputs).
     pdt = torch.float64 if u.dtype == torch.float64 else torch.float32
-    return selective_scan(
-        flat,
+    y = selective_scan(
+        seq,
         delta,
-        A.reshape(channels, n).to(pdt),
+        A.reshape(groups * e, n).to(pdt),
         b_arg,
         c_arg,
         D=D.reshape(-1).to(pdt),
@@ -157,6 +164,7 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
         delta_bias=dt_bias.reshape(-1).to(pdt),
         delta_softplus=True,
         backend=backend)
+    return y.contiguous()
 
 
 def selective_scan_2d(x: Tensor,
@@ -267,7 +275,14 @@ def selective_scan_2d(x: Tensor,
         idx = [g for g, (_, o) in enumerate(directions) if o == order]
         if not idx:
             continue
-        sel = {k: (None if v is None else v[idx]) for k, v in params.items()}
+        # The orientation's directions are every step-th (see
+        # parse_directions, LEGACY_V2M_DIRECTIONS): a strided view of the
+        # parameters, whose backward is cheaper than an index's.
+        take = slice(idx[0], idx[-1] + 1, idx[1] - idx[0] if len(idx) > 1
+                     else 1)
+        if list(range(groups)[take]) != idx:
+            take = idx
+        sel = {k: (None if v is None else v[take]) for k, v in params.items()}
         ys = _row_first(x, z, [directions[g][0] for g in idx], order == 'col',
                         sel, inter_norm, backend)
         for g, y in zip(idx, ys):
@@ -289,14 +304,14 @@ def selective_scan_2d(x: Tensor,
 def _stack_rows(x: Tensor, corners: Sequence[str],
                 transpose: bool) -> Tensor:
     """(B, E, H, W) seen from each corner (then transposed if
-    ``transpose``) as (B*H', G*E, W'): the rows of every direction are the
-    sequences of pass 1."""
-    xs = torch.stack([_flip(x, c) for c in corners], dim=1)
+    ``transpose``) as (G, E, B*H', W'): pass 1's sequences, the rows of
+    every direction, in the layout of :func:`_line_pass`."""
+    xs = torch.stack([_flip(x, c) for c in corners])  # (G, B, E, H, W)
     if transpose:
         xs = xs.transpose(-1, -2)
-    batch, _, e, height, width = xs.shape
-    return xs.permute(0, 3, 1, 2, 4).reshape(batch * height,
-                                             len(corners) * e, width)
+    groups, batch, e, height, width = xs.shape
+    # A view for B = 1 (row-first order).
+    return xs.transpose(1, 2).reshape(groups, e, batch * height, width)
 
 
 def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
@@ -323,21 +338,22 @@ def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
     batch, e = x.shape[:2]
     height, width = x.shape[-1:-3:-1] if transpose else x.shape[-2:]
     groups = len(corners)
-    # Pass 1: B*H sequences of length W, laid out (B, H, G, E, W).
+    # Pass 1: B*H sequences of length W.
     zs = None if z is None else _stack_rows(z, corners, transpose)
     y1 = _line_pass(
         _stack_rows(x, corners, transpose), zs, p['x_proj1'], p['dt_proj1'],
         p['dt_bias1'], p['A1'], p['D1'], p['conv1_weight'], p['conv1_bias'],
         'B', backend)
-    y1 = y1.view(batch, height, groups, e, width)
-    if inter_norm is not None:
-        y1 = inter_norm(y1.permute(0, 2, 3, 1, 4)).permute(0, 3, 1, 2, 4)
-    # Pass 2: B*W sequences of length H, laid out (B, W, G, E, H): the one
+    y1 = y1.view(batch, height, groups, e, width).permute(2, 3, 0, 1, 4)
+    if inter_norm is not None:  # it takes (B, G, E, H, W)
+        y1 = inter_norm(y1.transpose(0, 2).transpose(1, 2)).permute(
+            1, 2, 0, 3, 4)
+    # Pass 2: B*W sequences of length H, (G, E, B, W, H): the one
     # transposing copy between the passes.
-    u2 = y1.permute(0, 4, 2, 3, 1).reshape(batch * width, groups * e, height)
+    u2 = y1.transpose(-1, -2).reshape(groups, e, batch * width, height)
     if zs is not None:
-        zs = zs.view(batch, height, groups, e, width).permute(
-            0, 4, 2, 3, 1).reshape(batch * width, groups * e, height)
+        zs = zs.view(groups, e, batch, height, width).transpose(
+            -1, -2).reshape(groups, e, batch * width, height)
     y2 = _line_pass(u2, zs, p['x_proj2'], p['dt_proj2'], p['dt_bias2'],
                     p['A2'], p['D2'], p['conv2_weight'], p['conv2_bias'], 'C',
                     backend)
