@@ -278,8 +278,8 @@ def test_dct_levels_count_their_matrix_products():
 def test_2d_scan_counts_both_passes(conv):
     """Per direction: a row pass (B·H sequences of W steps) and a column
     pass (B·W of H), each with its projections (x_proj: E -> R + N,
-    dt_proj: R -> E, as einsums), an optional causal depthwise conv of
-    width k and a 1-D scan with skip."""
+    dt_proj: R -> E, as batched matmuls), an optional causal depthwise
+    conv of width k and a 1-D scan with skip."""
     b, e, h, w, n, r, k = 2, 3, 4, 5, 2, 2, 3
     corners = ('tl', 'tr', 'bl')
     g = len(corners)

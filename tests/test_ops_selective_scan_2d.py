@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from zeromamba_mm.ops import selective_scan_2d
-from zeromamba_mm.ops.selective_scan_2d import CORNER_FLIPS, parse_directions
+from zeromamba_mm.ops.selective_scan_2d import (CORNER_FLIPS, _line_pass,
+                                                _stack_rows, parse_directions)
 
 
 def make_params(groups, e, n, rank=2, conv=0, dtype=torch.float64, seed=0):
@@ -157,6 +158,44 @@ def test_matches_double_loop_forward_and_grad(n, axis_order, conv, gate):
     g_want = torch.autograd.grad(want, leaves, cot)
     for a, c in zip(g_got, g_want):
         torch.testing.assert_close(a, c, rtol=1e-8, atol=1e-9)
+
+
+def test_stack_rows_lays_out_each_corner_row_by_row():
+    # (B, E, H, W) = (2, 3, 2, 4), x[b, e, h, w] = 24 b + 8 e + 4 h + w.
+    x = torch.arange(48.).view(2, 3, 2, 4)
+    rows = _stack_rows(x, ('tl', 'br'), transpose=False)
+    assert rows.shape == (2, 3, 4, 4)  # (G, E, B*H, W)
+    assert rows[0, 2, 3].tolist() == [44., 45., 46., 47.]  # b 1, h 1
+    assert rows[1, 0, 0].tolist() == [7., 6., 5., 4.]  # BR: h 1, reversed
+    assert rows[1, 1, 2].tolist() == [39., 38., 37., 36.]  # b 1, h 1
+    # Column-first: the corner's view transposed, (G, E, B*W, H).
+    cols = _stack_rows(x, ('tr', ), transpose=True)
+    assert cols.shape == (1, 3, 8, 2)
+    assert cols[0, 0, 0].tolist() == [3., 7.]  # TR: w 3 first
+    assert cols[0, 1, 5].tolist() == [34., 38.]  # b 1, w 2
+
+
+def test_line_pass_scans_the_directions_side_by_side():
+    # u is (G, E, B', L); each (direction, sequence) is scanned with its
+    # direction's parameters, conv and gate, as one 1-D pass.
+    torch.manual_seed(4)
+    groups, e, batch, length = 2, 3, 2, 5
+    p = make_params(groups, e, 2, conv=2)
+    u = torch.randn(groups, e, batch, length, dtype=torch.float64)
+    z = torch.randn(groups, e, batch, length, dtype=torch.float64)
+    for select, i in (('B', '1'), ('C', '2')):
+        q = [p[k + i] for k in ('x_proj', 'dt_proj', 'dt_bias', 'A', 'D')]
+        conv = p['conv' + i + '_weight'], p['conv' + i + '_bias']
+        y = _line_pass(u, z, *q, *conv, select, 'torch')
+        assert y.shape == (batch, groups * e, length) and y.is_contiguous()
+        y = y.view(batch, groups, e, length)
+        for g in range(groups):
+            want = naive_pass([u[g, :, :, t].T for t in range(length)],
+                              [z[g, :, :, t].T for t in range(length)],
+                              *(v[g] for v in q), conv[0][g], conv[1][g],
+                              select)
+            torch.testing.assert_close(
+                y[:, g], torch.stack(want, -1), rtol=1e-10, atol=1e-12)
 
 
 def test_shared_params_and_float32():

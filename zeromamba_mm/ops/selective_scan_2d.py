@@ -164,7 +164,7 @@ def _line_pass(u: Tensor, z: Optional[Tensor], x_proj: Tensor, dt_proj: Tensor,
         delta_bias=dt_bias.reshape(-1).to(pdt),
         delta_softplus=True,
         backend=backend)
-    return y.contiguous()
+    return y.contiguous()  # a no-op unless the gate left it strided
 
 
 def selective_scan_2d(x: Tensor,
@@ -346,8 +346,7 @@ def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
         'B', backend)
     y1 = y1.view(batch, height, groups, e, width).permute(2, 3, 0, 1, 4)
     if inter_norm is not None:  # it takes (B, G, E, H, W)
-        y1 = inter_norm(y1.transpose(0, 2).transpose(1, 2)).permute(
-            1, 2, 0, 3, 4)
+        y1 = inter_norm(y1.permute(2, 0, 1, 3, 4)).permute(1, 2, 0, 3, 4)
     # Pass 2: B*W sequences of length H, (G, E, B, W, H): the one
     # transposing copy between the passes.
     u2 = y1.transpose(-1, -2).reshape(groups, e, batch * width, height)
