@@ -647,3 +647,29 @@ def test_workspace_roles():
     assert set(ws.live) == {'dC_terms'}
     ws.release('dC_terms')
     assert not ws.live and len(ws.free) == 2
+
+
+@pytest.mark.parametrize('length,chunks', [(6, 1), (40, 2)])
+def test_chunk_layout_copies_only_for_several_chunks(length, chunks):
+    # One chunk (short sequences, e.g. V2M's rows): the chunk layout is the
+    # input layout, so _to_chunks gives a view and _states renames the
+    # buffer; with several chunks both copy, step t of chunk c at c*T + t.
+    u = torch.zeros(1, 2, length)
+    prob = torch_mod._Problem(u, torch.zeros(2, 1),
+                              torch.zeros(1, 1, 1, length))
+    assert prob.nc == chunks
+    ws = torch_mod._Workspace(torch.device('cpu'), torch.float32)
+    x = torch.arange(2. * length).view(1, 1, 2, 1, length)
+    x_c = torch_mod._to_chunks(prob, ws, x, 'decay_c')
+    assert x_c.shape == (1, 1, 2, 1, prob.T, chunks)
+    assert x_c[0, 0, 1, 0, 3, chunks - 1] == length + (chunks - 1) * prob.T + 3
+    assert (x_c.data_ptr() == x.data_ptr()) == (chunks == 1)
+    assert ('decay_c' in ws.live) == (chunks > 1)
+    # The states, role 'state_c' in the chunk layout, back to the input
+    # layout as role 'state'.
+    state_c = ws.take('state_c', x.shape)
+    state_c = state_c.copy_(x).unsqueeze(-1) if chunks == 1 else \
+        state_c.view(x_c.shape).copy_(x_c)
+    state = torch_mod._states(prob, ws, state_c)
+    assert state.shape == x.shape and torch.equal(state, x)
+    assert 'state' in ws.live and 'state_c' not in ws.live

@@ -278,8 +278,8 @@ def selective_scan_2d(x: Tensor,
         # The orientation's directions are every step-th (see
         # parse_directions, LEGACY_V2M_DIRECTIONS): a strided view of the
         # parameters, whose backward is cheaper than an index's.
-        take = slice(idx[0], idx[-1] + 1, idx[1] - idx[0] if len(idx) > 1
-                     else 1)
+        take = slice(idx[0], idx[-1] + 1,
+                     idx[1] - idx[0] if len(idx) > 1 else 1)
         if list(range(groups)[take]) != idx:
             take = idx
         sel = {k: (None if v is None else v[take]) for k, v in params.items()}
@@ -301,8 +301,7 @@ def selective_scan_2d(x: Tensor,
     return total.to(x.dtype)
 
 
-def _stack_rows(x: Tensor, corners: Sequence[str],
-                transpose: bool) -> Tensor:
+def _stack_rows(x: Tensor, corners: Sequence[str], transpose: bool) -> Tensor:
     """(B, E, H, W) seen from each corner (then transposed if
     ``transpose``) as (G, E, B*H', W'): pass 1's sequences, the rows of
     every direction, in the layout of :func:`_line_pass`."""
@@ -339,11 +338,11 @@ def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
     height, width = x.shape[-1:-3:-1] if transpose else x.shape[-2:]
     groups = len(corners)
     # Pass 1: B*H sequences of length W.
+    xs = _stack_rows(x, corners, transpose)
     zs = None if z is None else _stack_rows(z, corners, transpose)
-    y1 = _line_pass(
-        _stack_rows(x, corners, transpose), zs, p['x_proj1'], p['dt_proj1'],
-        p['dt_bias1'], p['A1'], p['D1'], p['conv1_weight'], p['conv1_bias'],
-        'B', backend)
+    y1 = _line_pass(xs, zs, p['x_proj1'], p['dt_proj1'], p['dt_bias1'],
+                    p['A1'], p['D1'], p['conv1_weight'], p['conv1_bias'], 'B',
+                    backend)
     y1 = y1.view(batch, height, groups, e, width).permute(2, 3, 0, 1, 4)
     if inter_norm is not None:  # it takes (B, G, E, H, W)
         y1 = inter_norm(y1.permute(2, 0, 1, 3, 4)).permute(1, 2, 0, 3, 4)
@@ -351,14 +350,13 @@ def _row_first(x: Tensor, z: Optional[Tensor], corners: Sequence[str],
     # transposing copy between the passes.
     u2 = y1.transpose(-1, -2).reshape(groups, e, batch * width, height)
     if zs is not None:
-        zs = zs.view(groups, e, batch, height, width).transpose(
-            -1, -2).reshape(groups, e, batch * width, height)
+        zs = zs.view(groups, e, batch, height, width).transpose(-1, -2)
+        zs = zs.reshape(groups, e, batch * width, height)
     y2 = _line_pass(u2, zs, p['x_proj2'], p['dt_proj2'], p['dt_bias2'],
                     p['A2'], p['D2'], p['conv2_weight'], p['conv2_bias'], 'C',
                     backend)
     # unbind, not indexing per direction: the backward of G selects would
     # zero-fill G full-size gradients; unbind's stacks them once.
     ys = y2.view(batch, width, groups, e, height).unbind(2)
-    ys = (y.permute(0, 2, 1, 3) if transpose else y.permute(0, 2, 3, 1)
-          for y in ys)
-    return tuple(_flip(y, c) for y, c in zip(ys, corners))
+    dims = (0, 2, 1, 3) if transpose else (0, 2, 3, 1)
+    return tuple(_flip(y.permute(dims), c) for y, c in zip(ys, corners))

@@ -130,6 +130,26 @@ def _block_delta(ws: _Workspace,
     return dt, grad
 
 
+def _to_chunks(p: '_Problem', ws: _Workspace, x: Tensor, role: str) -> Tensor:
+    """``x`` in the chunk layout: a copy taken as ``role``, or, with one
+    chunk (short sequences, e.g. V2M's rows and columns), where the two
+    layouts agree, a view of ``x`` (scanned in place, no copies)."""
+    if p.nc == 1:
+        return x.unsqueeze(-1)
+    return to_chunks(x, p.T, p.nc, ws.take(role, x.shape))
+
+
+def _states(p: '_Problem', ws: _Workspace, state_c: Tensor) -> Tensor:
+    """``'state_c'`` as ``'state'`` (input layout; renamed if one chunk)."""
+    if p.nc == 1:
+        ws.rename('state_c', 'state')
+        return state_c.squeeze(-1)
+    state = ws.take('state', state_c.shape[:-2] + (p.padded, ))
+    chunked(state, p.T, p.nc).copy_(state_c)
+    ws.release('state_c')
+    return state
+
+
 def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
                   A: Tensor, B: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Decays and states of a block.
@@ -139,11 +159,12 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
     Returns:
         tuple: roles ``'decay'`` (``a_t = exp(dt_t A)``, input layout,
         (nb, ng, nd, N, L)), ``'decay_c'`` (the same in the chunk layout)
-        and ``'state_c'`` (the states ``h_t``, chunk layout: filled with the
-        scan inputs ``b_t = dt_t u_t B_t`` and scanned in place). The
+        and ``'state_c'`` (the states ``h_t``, chunk layout: filled with
+        the scan inputs ``b_t = dt_t u_t B_t`` and scanned in place). The
         products run in the contiguous input layout and are then copied
         (roles ``'dt_u'``, ``'scan_inputs'``): faster on CPU than writing
-        them through strided chunk-layout views.
+        them through strided chunk-layout views. With one chunk no copy
+        is made (:func:`_to_chunks`).
     """
     T, nc = p.T, p.nc
     shape = dt.shape[:3] + (p.d_state, dt.shape[-1])
@@ -151,12 +172,17 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
     decay = torch.mul(
         dt.unsqueeze(3), A[..., None], out=ws.take('decay', shape))
     decay.exp2_()
-    decay_c = to_chunks(decay, T, nc, ws.take('decay_c', shape))
+    decay_c = _to_chunks(p, ws, decay, 'decay_c')
     dt_u = torch.mul(dt, u, out=ws.take('dt_u', dt.shape))
     inputs = torch.mul(
         dt_u.unsqueeze(3), B.unsqueeze(2), out=ws.take('scan_inputs', shape))
-    state_c = to_chunks(inputs, T, nc, ws.take('state_c', shape))
-    ws.release('dt_u', 'scan_inputs')
+    ws.release('dt_u')
+    if nc == 1:  # scanned in place (see _to_chunks)
+        ws.rename('scan_inputs', 'state_c')
+        state_c = inputs.unsqueeze(-1)
+    else:
+        state_c = to_chunks(inputs, T, nc, ws.take('state_c', shape))
+        ws.release('scan_inputs')
     scan_forward_(decay_c, state_c)
     return decay, decay_c, state_c
 
@@ -170,10 +196,11 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     Workspace roles per block, in order of release: the softplus
     temporaries (inside :func:`_block_delta`), ``'dt_u'`` (inside
     :func:`_block_states`), ``'decay'`` and ``'decay_c'`` (after the
-    scan), ``'state_c'`` (once copied to ``'state'``, the input layout),
-    ``'state'`` (renamed ``'output_terms'`` when multiplied by ``C_t`` in
-    place; for N = 1 their sum over n is a view of that buffer, where
-    ``D u`` is added) and ``'dt'`` at the end of the block.
+    scan), ``'state_c'`` (copied, or renamed with one chunk, to
+    ``'state'``, the input layout), ``'state'`` (renamed
+    ``'output_terms'`` when multiplied by ``C_t`` in place; for N = 1 their
+    sum over n is a view of that buffer, where ``D u`` is added) and
+    ``'dt'`` at the end of the block.
     """
     p = _Problem(u, A, B)
     ct = compute_dtype(u, delta, B, C)
@@ -197,12 +224,12 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                                  softplus)
             decay, _, state_c = _block_states(p, ws, dt, ub, A2[gs, ds], B[bs,
                                                                            gs])
-            ws.release('decay', 'decay_c')
+            ws.release('decay')
+            if nc > 1:  # else a view of the decay (see _to_chunks)
+                ws.release('decay_c')
             if last is not None:
                 last[bs, gs, ds] = state_c[..., tl, cl]
-            state = ws.take('state', decay.shape)
-            chunked(state, T, nc).copy_(state_c)
-            ws.release('state_c')
+            state = _states(p, ws, state_c)
             terms = state.mul_(C[bs, gs].unsqueeze(2))  # h_t C_t
             ws.rename('state', 'output_terms')
             yb = _sum_state(terms)  # for N = 1 a view of the terms
@@ -260,8 +287,9 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     the whole block; ``'decay'`` until ``lam q`` is formed; ``'decay_c'``
     until the adjoint scan is done; ``'adjoint'`` (``lam``, input layout:
     holds its source ``C g`` until the scan result is copied over it)
-    until ``s``; ``'adjoint_c'`` (``lam``, chunk layout) for the scan;
-    ``'state_c'`` until copied to ``'state'`` (input layout). The terms of
+    until ``s``; ``'adjoint_c'`` (``lam``, chunk layout; none with one
+    chunk) for the scan; ``'state_c'`` until copied (renamed with one
+    chunk) to ``'state'`` (input layout). The terms of
     the sums are formed in place over a factor that is not needed
     afterwards (:meth:`ScanWorkspace.rename` marks the hand-over):
     ``'decay'`` -> ``'adjoint_decay'`` (``lam_t q_t``) ->
@@ -308,14 +336,13 @@ def _backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                 gb.unsqueeze(3), Cb, out=ws.take('adjoint', shape))
             if glast4 is not None:
                 adjoint[..., p.length - 1] += glast4[bs, gs, ds]
-            adjoint_c = to_chunks(adjoint, T, nc, ws.take('adjoint_c', shape))
+            adjoint_c = _to_chunks(p, ws, adjoint, 'adjoint_c')
             scan_backward_(decay_c, adjoint_c)
-            ws.release('decay_c')
-            chunked(adjoint, T, nc).copy_(adjoint_c)
-            ws.release('adjoint_c')
-            state = ws.take('state', shape)
-            chunked(state, T, nc).copy_(state_c)
-            ws.release('state_c')
+            if nc > 1:  # else views, scanned in place (see _to_chunks)
+                ws.release('decay_c')
+                chunked(adjoint, T, nc).copy_(adjoint_c)
+                ws.release('adjoint_c')
+            state = _states(p, ws, state_c)
             # lam_t q_t with q_t = a_t h_{t-1} (q_0 = 0), formed in place
             # over the decay, which is not needed after it.
             decay[..., 1:].mul_(state[..., :-1])
