@@ -20,7 +20,7 @@ operators need:
   row pass (B·H sequences of W steps) and a column pass (B·W sequences of
   H steps), each a 1-D selective scan counted as above (the projection
   fixed to ones is an operand like any other), plus the ``x_proj`` and
-  ``dt_proj`` projections (``einsum``) and optional causal convolutions,
+  ``dt_proj`` projections (``bmm``) and optional causal convolutions,
   counted by MMEngine's handles.
 - **Matrix products with broadcasting** (``aten::matmul``), which the DCT
   of GlobalMamba's frequency serialization is made of
