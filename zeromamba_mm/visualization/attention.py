@@ -281,7 +281,12 @@ def draw_attribute_attention(image: np.ndarray,
         ax.set_title('\n'.join(textwrap.wrap(label, 34)), fontsize=9, pad=3)
     if title:
         width = int(panel * ncols * 12)  # characters that fit at size 11
-        fig.suptitle('\n'.join(textwrap.wrap(title, width)), fontsize=11)
+        # Each line of the title wraps on its own (a lone '(...)' tail reads
+        # better on a line of its own than split mid-phrase).
+        fig.suptitle(
+            '\n'.join(line for part in title.split('\n')
+                      for line in textwrap.wrap(part, width)),
+            fontsize=11)
     fig.text(
         0.5,
         0.005,
@@ -335,7 +340,7 @@ def visualize_attribute_attention(
         inferencer.class_attributes[result.pred_label])
     order = np.argsort(-ranking, kind='stable')[:topk]
     name = osp.basename(image) if isinstance(image, str) else 'image'
-    title = (f'{name}: predicted {result.pred_class!r} '
+    title = (f'{name}: predicted {result.pred_class!r}\n'
              f'(top-{len(order)} attributes by '
              f"{'Â' if select == 'image' else 'class attributes'})")
     plot_attribute_attention(
