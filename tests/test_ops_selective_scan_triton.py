@@ -18,7 +18,7 @@ if triton_interpreted():
     import triton
     import triton.language as tl
 
-    from zeromamba_mm.ops.selective_scan_triton import _softplus
+    from zeromamba_mm.ops.selective_scan_triton_kernels import _softplus
 
     @triton.jit
     def _softplus_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):

@@ -104,8 +104,7 @@ def load_classifier(config: str,
         pretrained=False,
         device='cpu',
         class_attributes=semantics_for_inference(meta, checkpoint,
-                                                 class_attributes),
-        normalize_attributes=False)
+                                                 class_attributes))
     return model, cfg, meta, inferencer.semantics
 
 

@@ -19,8 +19,7 @@ from .selective_scan_triton_kernels import (TRITON_IMPORT_ERROR, tl, triton,
 from .tracing import opaque_to_tracer
 
 if triton is not None:
-    from .selective_scan_triton_kernels import (_bwd_kernel, _fwd_kernel,
-                                                _softplus)
+    from .selective_scan_triton_kernels import _bwd_kernel, _fwd_kernel
 
 __all__ = [
     'TRITON_IMPORT_ERROR', 'SelectiveScanTritonFn', 'selective_scan_triton',
