@@ -1,13 +1,18 @@
 """Shared fixtures of the end-to-end tests: a small demo dataset and one
-demo model trained on it for the whole session."""
+demo model trained on it, made once per test run (also when pytest-xdist
+spreads the run over worker processes, as ``scripts/test.sh`` does)."""
+import contextlib
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Only a guard against a hung subprocess (a deadlock, a lost connection):
@@ -19,13 +24,44 @@ DEMO_CONFIG = 'configs/zeromamba_demo.py'
 DEMO_EPOCHS = 12
 
 
+def _run_dir(request) -> Path:
+    """The directory of this test run: shared by its pytest-xdist workers
+    (each has its own base temp inside it), never by two runs (pytest numbers
+    each run's directory)."""
+    base = request.getfixturevalue('tmp_path_factory').getbasetemp()
+    # A worker's config carries workerinput (an environment variable would
+    # be inherited by a pytest that a test starts).
+    return base.parent if hasattr(request.config, 'workerinput') else base
+
+
+@contextlib.contextmanager
+def made_once(request, name: str):
+    """Make ``name`` in the run's directory once for all workers.
+
+    Yields ``(path, todo)``: with ``todo`` true the caller makes ``path``
+    (under a lock the other workers wait on); the work counts as done when
+    the block ends without an error, so that a failed attempt is made again
+    (from scratch) by the next worker that needs it, not half reused.
+    """
+    run_dir = _run_dir(request)
+    path = run_dir / name
+    done = run_dir / f'{name}.done'
+    with FileLock(str(run_dir / f'{name}.lock')):
+        todo = not done.exists()
+        if todo and path.exists():
+            shutil.rmtree(path)
+        yield path, todo
+        done.touch()
+
+
 @pytest.fixture(scope='session')
-def demo_root(tmp_path_factory) -> str:
+def demo_root(request) -> str:
     """A reduced demo dataset (24 classes, 12 images each)."""
     from zeromamba_mm.datasets.demo_data import make_demo_data
-    root = str(tmp_path_factory.mktemp('zsl_demo'))
-    make_demo_data(root, seed=0, images_per_class=12)
-    return root
+    with made_once(request, 'zsl_demo') as (root, todo):
+        if todo:
+            make_demo_data(str(root), seed=0, images_per_class=12)
+    return str(root)
 
 
 def data_root_options(root: str) -> list:
@@ -83,7 +119,7 @@ def run_tool(args, env=None, check=True):
 
 
 @pytest.fixture(scope='session')
-def trained_demo(demo_root, tmp_path_factory) -> dict:
+def trained_demo(demo_root, request) -> dict:
     """``configs/zeromamba_demo.py`` trained by ``tools/train.py`` for
     ``DEMO_EPOCHS`` short epochs on :func:`demo_root`, validated after each.
 
@@ -94,10 +130,15 @@ def trained_demo(demo_root, tmp_path_factory) -> dict:
         dict: ``work_dir``, ``records`` (the lines of ``scalars.json``),
         ``last`` (the last epoch's checkpoint) and ``stdout`` of the run.
     """
-    work_dir = str(tmp_path_factory.mktemp('demo_run'))
-    result = run_tool([
-        'tools/train.py', DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options'
-    ] + demo_options(demo_root))
+    with made_once(request, 'demo_run') as (run, todo):
+        work_dir = str(run / 'work_dir')
+        stdout = run / 'stdout.txt'
+        if todo:
+            result = run_tool([
+                'tools/train.py', DEMO_CONFIG, '--work-dir', work_dir,
+                '--cfg-options'
+            ] + demo_options(demo_root))
+            stdout.write_text(result.stdout)
     (scalars, ) = glob.glob(
         osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
     with open(scalars) as f:
@@ -108,4 +149,7 @@ def trained_demo(demo_root, tmp_path_factory) -> dict:
     assert glob.glob(osp.join(work_dir, 'best_gzsl_H_epoch_*.pth'))
     last = osp.join(work_dir, f'epoch_{DEMO_EPOCHS}.pth')
     return dict(
-        work_dir=work_dir, records=records, last=last, stdout=result.stdout)
+        work_dir=work_dir,
+        records=records,
+        last=last,
+        stdout=stdout.read_text())
