@@ -6,6 +6,9 @@ import os.path as osp
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
+
+import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(REPO, 'tests')
@@ -60,3 +63,49 @@ def test_guard_fails_the_leaking_test_only(tmp_path):
     assert '2 passed, 1 error' in out, out
     assert 'ERROR test_leak.py::test_leaks' in out, out
     assert "changed MMEngine's default scope from None to 'mmengine'" in out
+
+
+class _Factory:
+    """What ``made_once`` reads of a worker's ``tmp_path_factory``."""
+
+    def __init__(self, basetemp):
+        self.basetemp = basetemp
+
+    def getbasetemp(self):
+        return self.basetemp
+
+
+def _request(basetemp, worker: bool):
+    config = SimpleNamespace(workerinput={}) if worker else SimpleNamespace()
+    return SimpleNamespace(
+        config=config, getfixturevalue=lambda name: _Factory(basetemp))
+
+
+def test_run_fixtures_are_made_once_for_all_workers(tmp_path):
+    from integration.conftest import made_once
+    run = tmp_path / 'pytest-7'
+    gw0 = _request(run / 'popen-gw0', worker=True)
+    gw1 = _request(run / 'popen-gw1', worker=True)
+
+    # A failed attempt leaves a half-made directory and no 'done' mark ...
+    with pytest.raises(RuntimeError, match='killed'):
+        with made_once(gw0, 'model') as (path, todo):
+            assert todo and path == run / 'model'
+            path.mkdir(parents=True)
+            (path / 'half_written').touch()
+            raise RuntimeError('killed')
+    # ... so the next worker makes it again, from scratch ...
+    with made_once(gw1, 'model') as (path, todo):
+        assert todo and not path.exists()
+        path.mkdir()
+        (path / 'complete').touch()
+    # ... and every later one reuses it.
+    for worker in (gw0, gw1):
+        with made_once(worker, 'model') as (path, todo):
+            assert not todo
+            assert os.listdir(path) == ['complete']
+    # A run without workers (or a pytest started by a test, which inherits
+    # the worker's environment but not its config) uses its own directory.
+    alone = _request(run / 'popen-gw0' / 'inner', worker=False)
+    with made_once(alone, 'model') as (path, todo):
+        assert todo and path == run / 'popen-gw0' / 'inner' / 'model'
