@@ -3,7 +3,6 @@ whole numbers in range, naming the setting, before torchrun or srun runs."""
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
 

@@ -37,7 +37,6 @@ runs the adjoint recurrence ``lam_t = C_t g_t + a_{t+1} lam_{t+1}`` with
 the same chunked scheme, so training memory is that of the inputs plus one
 block of temporaries. :func:`_backward` derives every gradient.
 """
-import contextlib
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -205,7 +204,7 @@ def _forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     p = _Problem(u, A, B)
     ct = compute_dtype(u, delta, B, C)
     ws = _Workspace.get(u.device, ct)
-    T, nc, N = p.T, p.nc, p.d_state
+    nc, N = p.nc, p.d_state
     u4, d4 = p.rows(p.pad(u)), p.rows(p.pad(delta))
     B, C = p.pad(B), p.pad(C)
     A3, D2, bias2 = p.params(A.to(ct)), p.params(D), p.params(bias)
