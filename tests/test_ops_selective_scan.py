@@ -665,6 +665,15 @@ def test_chunk_layout_copies_only_for_several_chunks(length, chunks):
     assert x_c[0, 0, 1, 0, 3, chunks - 1] == length + (chunks - 1) * prob.T + 3
     assert (x_c.data_ptr() == x.data_ptr()) == (chunks == 1)
     assert ('decay_c' in ws.live) == (chunks > 1)
+    # An input not needed afterwards hands its role over: released after the
+    # copy, or renamed when the chunk layout is a view of it.
+    inputs = ws.take('scan_inputs', x.shape).copy_(x)
+    inputs_c = torch_mod._to_chunks(
+        prob, ws, inputs, 'state_c', handover='scan_inputs')
+    assert torch.equal(inputs_c, x_c)
+    assert 'scan_inputs' not in ws.live and 'state_c' in ws.live
+    assert (inputs_c.data_ptr() == inputs.data_ptr()) == (chunks == 1)
+    ws.release('state_c')
     # The states, role 'state_c' in the chunk layout, back to the input
     # layout as role 'state'.
     state_c = ws.take('state_c', x.shape)

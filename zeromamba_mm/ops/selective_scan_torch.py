@@ -129,13 +129,22 @@ def _block_delta(ws: _Workspace,
     return dt, grad
 
 
-def _to_chunks(p: '_Problem', ws: _Workspace, x: Tensor, role: str) -> Tensor:
-    """``x`` in the chunk layout: a copy taken as ``role``, or, with one
-    chunk (short sequences, e.g. V2M's rows and columns), where the two
-    layouts agree, a view of ``x`` (scanned in place, no copies)."""
+def _to_chunks(p: '_Problem',
+               ws: _Workspace,
+               x: Tensor,
+               role: str,
+               handover: Optional[str] = None) -> Tensor:
+    """``x`` in the chunk layout: a copy taken as ``role``, or with one chunk
+    (short sequences: V2M's rows, columns) a view, scanned in place. ``x``'s
+    role ``handover``, if given, is released (a view's is renamed ``role``)."""
     if p.nc == 1:
+        if handover is not None:
+            ws.rename(handover, role)
         return x.unsqueeze(-1)
-    return to_chunks(x, p.T, p.nc, ws.take(role, x.shape))
+    x_c = to_chunks(x, p.T, p.nc, ws.take(role, x.shape))
+    if handover is not None:
+        ws.release(handover)
+    return x_c
 
 
 def _states(p: '_Problem', ws: _Workspace, state_c: Tensor) -> Tensor:
@@ -165,7 +174,6 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
         them through strided chunk-layout views. With one chunk no copy
         is made (:func:`_to_chunks`).
     """
-    T, nc = p.T, p.nc
     shape = dt.shape[:3] + (p.d_state, dt.shape[-1])
     # exp(dt A) as exp2(dt * (A log2 e)): see scan_common.softplus_.
     decay = torch.mul(
@@ -176,12 +184,7 @@ def _block_states(p: '_Problem', ws: _Workspace, dt: Tensor, u: Tensor,
     inputs = torch.mul(
         dt_u.unsqueeze(3), B.unsqueeze(2), out=ws.take('scan_inputs', shape))
     ws.release('dt_u')
-    if nc == 1:  # scanned in place (see _to_chunks)
-        ws.rename('scan_inputs', 'state_c')
-        state_c = inputs.unsqueeze(-1)
-    else:
-        state_c = to_chunks(inputs, T, nc, ws.take('state_c', shape))
-        ws.release('scan_inputs')
+    state_c = _to_chunks(p, ws, inputs, 'state_c', handover='scan_inputs')
     scan_forward_(decay_c, state_c)
     return decay, decay_c, state_c
 
