@@ -5,7 +5,8 @@
 # from an installed copy). Both stages must pass.
 # Each stage runs on TEST_WORKERS pytest-xdist worker processes (default 2,
 # the CI machine's cores; TEST_WORKERS=0 runs in this process). The tests
-# that share the trained demo model train it once (tests/integration/conftest.py).
+# that share the trained demo model train it once for all workers
+# (tests/integration/conftest.py).
 # Usage: bash scripts/test.sh [pytest options]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -65,20 +65,12 @@ def test_guard_fails_the_leaking_test_only(tmp_path):
     assert "changed MMEngine's default scope from None to 'mmengine'" in out
 
 
-class _Factory:
-    """What ``made_once`` reads of a worker's ``tmp_path_factory``."""
-
-    def __init__(self, basetemp):
-        self.basetemp = basetemp
-
-    def getbasetemp(self):
-        return self.basetemp
-
-
 def _request(basetemp, worker: bool):
+    """What ``made_once`` reads of a fixture request: its config (a worker's
+    carries ``workerinput``) and the ``tmp_path_factory``."""
     config = SimpleNamespace(workerinput={}) if worker else SimpleNamespace()
-    return SimpleNamespace(
-        config=config, getfixturevalue=lambda name: _Factory(basetemp))
+    factory = SimpleNamespace(getbasetemp=lambda: basetemp)
+    return SimpleNamespace(config=config, getfixturevalue=lambda name: factory)
 
 
 def test_run_fixtures_are_made_once_for_all_workers(tmp_path):
